@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	_ "time/tzdata" // verifiers must not depend on the host's zoneinfo
 )
 
 // TimeWindow is a recurring window of local time in an IANA time zone,
