@@ -1,0 +1,52 @@
+# writ — make help lists the targets.
+GO            ?= go
+STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+FUZZTIME      ?= 30s
+BENCHTIME     ?= 1s
+DEVDIR        ?= .writ-dev
+BIN           := bin/writ
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-12s %s\n", $$1, $$2}'
+
+.PHONY: deps
+deps: ## Download Go modules
+	$(GO) mod download
+
+.PHONY: build
+build: ## Build bin/writ
+	$(GO) build -o $(BIN) ./cmd/writ
+
+.PHONY: run
+run: build ## Start a single-node dev issuer (dev trust domain in ./.writ-dev)
+	./$(BIN) dev --dir $(DEVDIR)
+
+.PHONY: test
+test: ## Run all tests with the race detector (what CI runs)
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+.PHONY: bench
+bench: ## Run the benchmarks named in the README (ratios from one run)
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./verifier/ ./issuer/... ./attenuation/ ./cluster/
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME each
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+.PHONY: lint
+lint: ## gofmt, go vet, staticcheck (pinned)
+	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting"; exit 1)
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+.PHONY: clean
+clean: ## Remove build output and the dev directory
+	rm -rf bin $(DEVDIR)
