@@ -1,0 +1,534 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// leaderPollInterval bounds how long WaitLeader can miss a leader change
+// if raft dropped the observation.
+const leaderPollInterval = 50 * time.Millisecond
+
+// Node is one raft server: a pebble log and stable store under
+// Config.DataDir, file snapshots, a mutual-TLS TCP transport and the FSM.
+// It is live as soon as New returns. Tie its lifetime to a context with
+// Run, or stop it with Close. All methods are safe for concurrent use.
+type Node struct {
+	cfg   Config
+	log   *slog.Logger
+	store *Store
+	snaps *raft.FileSnapshotStore
+	layer *tlsStreamLayer
+	trans *raft.NetworkTransport
+	raft  *raft.Raft
+
+	observer *raft.Observer
+	obsCh    chan raft.Observation
+
+	mu            sync.Mutex
+	leaderChanged chan struct{} // closed and replaced on every leader change
+
+	done        chan struct{} // closed by Close
+	raftStopped chan struct{} // closed when raft reaches Shutdown state
+	stopOnce    sync.Once
+	wg          sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New opens (or creates) the node's state under cfg.DataDir, starts the
+// transport listener and raft, and bootstraps a single-voter cluster if
+// cfg.Bootstrap is set and there is no state yet. On error everything
+// opened so far is closed again. The caller must eventually call Run or
+// Close. fsm is driven only by raft's goroutines from now on.
+func New(cfg Config, fsm FSM) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if fsm == nil {
+		return nil, fmt.Errorf("%w: fsm is nil", ErrInvalidConfig)
+	}
+	n := &Node{
+		cfg:           cfg,
+		log:           orDiscard(cfg.Logger).With("node", cfg.NodeID),
+		leaderChanged: make(chan struct{}),
+		done:          make(chan struct{}),
+		raftStopped:   make(chan struct{}),
+	}
+	if err := n.open(fsm); err != nil {
+		n.closeResources()
+		return nil, err
+	}
+	n.obsCh = make(chan raft.Observation, 16)
+	n.observer = raft.NewObserver(n.obsCh, false, func(o *raft.Observation) bool {
+		switch o.Data.(type) {
+		case raft.LeaderObservation, raft.RaftState:
+			return true
+		}
+		return false
+	})
+	n.raft.RegisterObserver(n.observer)
+	n.wg.Add(1)
+	go n.watch()
+	// A state change that happened before the observer was registered is
+	// caught by WaitLeader's poll and by this check.
+	if n.raft.State() == raft.Shutdown {
+		n.stopOnce.Do(func() { close(n.raftStopped) })
+	}
+	return n, nil
+}
+
+func (n *Node) open(fsm FSM) error {
+	cfg := n.cfg
+	if err := os.MkdirAll(cfg.DataDir, dirPerm); err != nil {
+		return fmt.Errorf("cluster: create data dir: %w", err)
+	}
+	store, err := OpenStore(filepath.Join(cfg.DataDir, "log"), StoreOptions{Logger: n.log.With("component", "pebble")})
+	if err != nil {
+		return err
+	}
+	n.store = store
+
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, snapshotsRetained, newHCLog(n.log, "raft-snapshots"))
+	if err != nil {
+		return fmt.Errorf("cluster: open snapshot store: %w", err)
+	}
+	n.snaps = snaps
+
+	layer, err := newTLSStreamLayer(cfg.BindAddr, cfg.AdvertiseAddr, cfg.ServerTLS, cfg.ClientTLS, n.log.With("component", "raft-transport"))
+	if err != nil {
+		return err
+	}
+	n.layer = layer
+	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  layer,
+		MaxPool: transportPoolSize,
+		Timeout: transportTimeout,
+		Logger:  newHCLog(n.log, "raft-net"),
+	})
+
+	logs, err := raft.NewLogCache(logCacheEntries, store.Logs())
+	if err != nil {
+		return fmt.Errorf("cluster: log cache: %w", err)
+	}
+	rc := n.raftConfig()
+	if cfg.Bootstrap {
+		exists, err := raft.HasExistingState(logs, store.Stable(), snaps)
+		if err != nil {
+			return fmt.Errorf("cluster: check existing state: %w", err)
+		}
+		if !exists {
+			conf := raft.Configuration{Servers: []raft.Server{{
+				Suffrage: raft.Voter,
+				ID:       raft.ServerID(cfg.NodeID),
+				Address:  n.trans.LocalAddr(),
+			}}}
+			if err := raft.BootstrapCluster(rc, logs, store.Stable(), snaps, n.trans, conf); err != nil {
+				return fmt.Errorf("cluster: bootstrap: %w", err)
+			}
+			n.log.Info("bootstrapped single-voter cluster", "addr", string(n.trans.LocalAddr()))
+		}
+	}
+	r, err := raft.NewRaft(rc, newFSMAdapter(fsm), logs, store.Stable(), snaps, n.trans)
+	if err != nil {
+		return fmt.Errorf("cluster: start raft: %w", err)
+	}
+	n.raft = r
+	return nil
+}
+
+func (n *Node) raftConfig() *raft.Config {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(n.cfg.NodeID)
+	rc.HeartbeatTimeout = n.cfg.HeartbeatTimeout
+	rc.ElectionTimeout = n.cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = n.cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = n.cfg.CommitTimeout
+	rc.SnapshotInterval = n.cfg.SnapshotInterval
+	rc.SnapshotThreshold = n.cfg.SnapshotThreshold
+	rc.TrailingLogs = n.cfg.TrailingLogs
+	rc.MaxAppendEntries = maxAppendEntries
+	// Buffer the apply channel so that concurrent Apply calls queue up
+	// while the leader is syncing the previous batch, and then go to disk
+	// together in one StoreLogs (one fsync).
+	rc.BatchApplyCh = true
+	rc.ShutdownOnRemove = true
+	rc.NoLegacyTelemetry = true
+	rc.Logger = newHCLog(n.log, "raft")
+	return rc
+}
+
+// watch turns raft observations into leader-change broadcasts and notices
+// raft shutting down on its own (for example after removal from the
+// cluster).
+func (n *Node) watch() {
+	defer n.wg.Done()
+	for {
+		select {
+		case o := <-n.obsCh:
+			switch d := o.Data.(type) {
+			case raft.LeaderObservation:
+				n.broadcastLeaderChange()
+			case raft.RaftState:
+				if d == raft.Shutdown {
+					n.stopOnce.Do(func() { close(n.raftStopped) })
+				}
+				n.broadcastLeaderChange()
+			}
+		case <-n.done:
+			return
+		}
+	}
+}
+
+func (n *Node) broadcastLeaderChange() {
+	n.mu.Lock()
+	close(n.leaderChanged)
+	n.leaderChanged = make(chan struct{})
+	n.mu.Unlock()
+}
+
+func (n *Node) leaderChange() <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.leaderChanged
+}
+
+// Run blocks until ctx is done, Close is called, or raft stops on its own
+// (this node was removed from the cluster), then shuts the node down. It
+// returns nil after a clean shutdown caused by ctx or Close, an error
+// wrapping ErrShutdown if raft stopped on its own, and any error from
+// shutting down.
+func (n *Node) Run(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return n.Close()
+	case <-n.done:
+		return n.Close()
+	case <-n.raftStopped:
+		select {
+		case <-n.done:
+			return n.Close()
+		default:
+		}
+		err := fmt.Errorf("cluster: raft stopped (removed from the cluster?): %w", ErrShutdown)
+		return errors.Join(err, n.Close())
+	}
+}
+
+// Close shuts raft down (waiting for in-flight work, failing pending
+// requests with ErrShutdown), closes the transport and its connections,
+// then the pebble store. It is idempotent; every call returns the first
+// call's result.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		close(n.done)
+		n.wg.Wait()
+		if n.observer != nil {
+			n.raft.DeregisterObserver(n.observer)
+		}
+		n.closeErr = n.closeResources()
+	})
+	return n.closeErr
+}
+
+// closeResources releases whatever open managed to create, in reverse.
+func (n *Node) closeResources() error {
+	var errs []error
+	if n.raft != nil {
+		// Shutdown also closes the transport and its listener.
+		if err := n.raft.Shutdown().Error(); err != nil {
+			errs = append(errs, fmt.Errorf("cluster: shut down raft: %w", err))
+		}
+	}
+	if n.trans != nil {
+		n.trans.CloseStreams()
+		if err := n.trans.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("cluster: close transport: %w", err))
+		}
+	}
+	if n.layer != nil {
+		if err := n.layer.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if n.store != nil {
+		if err := n.store.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (n *Node) closed() bool {
+	select {
+	case <-n.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// ID returns this node's ID (Config.NodeID).
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// Addr returns the address peers dial to reach this node: AdvertiseAddr,
+// or the bound address (with the real port when BindAddr used port 0).
+func (n *Node) Addr() string { return string(n.trans.LocalAddr()) }
+
+// Apply proposes cmd to the cluster and waits until it is committed and
+// applied to the local FSM, returning the FSM's value for it. It must be
+// called on the leader.
+//
+// Errors: *CommandTooLargeError (ErrCommandTooLarge) if cmd exceeds
+// MaxCommandBytes; *NotLeaderError (ErrNotLeader) on a follower — nothing
+// was applied; ErrShutdown once the node is closed; ErrLeadershipLost,
+// ErrTimeout, or the ctx error (context.Canceled, or
+// context.DeadlineExceeded together with ErrTimeout) when the outcome is
+// unknown: the command may still be applied, so commands that must not
+// apply twice need an idempotency key.
+//
+// Apply takes ownership of cmd: the caller must not modify it afterwards.
+func (n *Node) Apply(ctx context.Context, cmd []byte) (any, error) {
+	if len(cmd) > n.cfg.MaxCommandBytes {
+		return nil, &CommandTooLargeError{Size: len(cmd), Max: n.cfg.MaxCommandBytes}
+	}
+	f, err := n.await(ctx, "apply", func(timeout time.Duration) raft.Future {
+		return n.raft.Apply(cmd, timeout)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return f.(raft.ApplyFuture).Response(), nil
+}
+
+// Barrier waits until every entry committed before the call has been
+// applied to the local FSM. Leader only; errors as for Apply.
+func (n *Node) Barrier(ctx context.Context) error {
+	_, err := n.await(ctx, "barrier", func(timeout time.Duration) raft.Future {
+		return n.raft.Barrier(timeout)
+	})
+	return err
+}
+
+// VerifyLeader checks with a quorum that this node is still the leader,
+// for linearizable reads. Errors: ErrNotLeader, ErrLeadershipLost,
+// ErrShutdown, ctx errors.
+func (n *Node) VerifyLeader(ctx context.Context) error {
+	_, err := n.await(ctx, "verify leader", func(time.Duration) raft.Future {
+		return n.raft.VerifyLeader()
+	})
+	return err
+}
+
+// AddVoter adds the node id at addr as a voter, or updates its address if
+// it is already a member. Leader only; the change is committed through
+// the log when it returns nil.
+func (n *Node) AddVoter(ctx context.Context, id, addr string) error {
+	_, err := n.await(ctx, "add voter", func(timeout time.Duration) raft.Future {
+		return n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeout)
+	})
+	return err
+}
+
+// RemoveServer removes the node id from the cluster. Leader only. A node
+// removed from the cluster shuts itself down (its Run returns ErrShutdown).
+func (n *Node) RemoveServer(ctx context.Context, id string) error {
+	_, err := n.await(ctx, "remove server", func(timeout time.Duration) raft.Future {
+		return n.raft.RemoveServer(raft.ServerID(id), 0, timeout)
+	})
+	return err
+}
+
+// Server is one member of the cluster configuration.
+type Server struct {
+	ID    string
+	Addr  string
+	Voter bool // false for a non-voting member
+}
+
+// Servers returns the latest cluster configuration known to this node
+// (possibly not yet committed).
+func (n *Node) Servers(ctx context.Context) ([]Server, error) {
+	f, err := n.await(ctx, "get configuration", func(time.Duration) raft.Future {
+		return n.raft.GetConfiguration()
+	})
+	if err != nil {
+		return nil, err
+	}
+	conf := f.(raft.ConfigurationFuture).Configuration()
+	out := make([]Server, 0, len(conf.Servers))
+	for _, s := range conf.Servers {
+		out = append(out, Server{ID: string(s.ID), Addr: string(s.Address), Voter: s.Suffrage == raft.Voter})
+	}
+	return out, nil
+}
+
+// Snapshot asks raft to snapshot the FSM now and compact the log down to
+// Config.TrailingLogs entries. Having nothing new to snapshot is not an
+// error. Raft also does this on its own per SnapshotInterval and
+// SnapshotThreshold.
+func (n *Node) Snapshot(ctx context.Context) error {
+	_, err := n.await(ctx, "snapshot", func(time.Duration) raft.Future {
+		return n.raft.Snapshot()
+	})
+	if errors.Is(err, raft.ErrNothingNewToSnapshot) {
+		return nil
+	}
+	return err
+}
+
+// IsLeader reports whether this node currently believes it is the leader.
+// Use VerifyLeader before a read that must be linearizable.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// Leader returns the current leader's ID and address as this node knows
+// them, or empty strings when no leader is known.
+func (n *Node) Leader() (id, addr string) {
+	a, i := n.raft.LeaderWithID()
+	return string(i), string(a)
+}
+
+// WaitLeader blocks until this node knows a leader (itself or another),
+// ctx is done (returning its error), or the node shuts down (ErrShutdown).
+func (n *Node) WaitLeader(ctx context.Context) error {
+	t := time.NewTimer(leaderPollInterval)
+	defer t.Stop()
+	for {
+		changed := n.leaderChange()
+		if n.closed() {
+			return fmt.Errorf("cluster: wait leader: %w", ErrShutdown)
+		}
+		if id, _ := n.Leader(); id != "" {
+			return nil
+		}
+		t.Reset(leaderPollInterval)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: wait leader: %w", ctx.Err())
+		case <-n.done:
+			return fmt.Errorf("cluster: wait leader: %w", ErrShutdown)
+		case <-changed:
+		case <-t.C:
+		}
+	}
+}
+
+// Ready reports whether the node is open, knows a leader, and has applied
+// everything it knows to be committed. It is a cheap health signal, not a
+// linearizability guarantee (use Barrier or VerifyLeader for that).
+func (n *Node) Ready() bool {
+	if n.closed() {
+		return false
+	}
+	if id, _ := n.Leader(); id == "" {
+		return false
+	}
+	return n.raft.AppliedIndex() >= n.raft.CommitIndex()
+}
+
+// Stats is a point-in-time view of a node, for metrics and health checks.
+type Stats struct {
+	State             string    // "Follower", "Candidate", "Leader" or "Shutdown"
+	Term              uint64    // current raft term
+	FirstLogIndex     uint64    // lowest index in the log store, 0 if empty
+	LastLogIndex      uint64    // highest index in the log (or last snapshot)
+	CommitIndex       uint64    // highest index known to be committed
+	AppliedIndex      uint64    // highest index handed to the FSM
+	LastSnapshotIndex uint64    // index of the newest snapshot on disk, 0 if none
+	LastContact       time.Time // last contact with a leader; zero on the leader or before any contact
+}
+
+// Stats returns the node's current Stats. It does not block on raft.
+func (n *Node) Stats() Stats {
+	s := Stats{
+		State:        n.raft.State().String(),
+		Term:         n.raft.CurrentTerm(),
+		LastLogIndex: n.raft.LastIndex(),
+		CommitIndex:  n.raft.CommitIndex(),
+		AppliedIndex: n.raft.AppliedIndex(),
+		LastContact:  n.raft.LastContact(),
+	}
+	if first, err := n.store.Logs().FirstIndex(); err == nil {
+		s.FirstLogIndex = first
+	}
+	if metas, err := n.snaps.List(); err == nil && len(metas) > 0 {
+		s.LastSnapshotIndex = metas[0].Index
+	}
+	return s
+}
+
+// await starts a raft operation and waits for its future or ctx. The
+// enqueue timeout given to start is the time left until ctx's deadline
+// (0, meaning none, without a deadline). A raft future always resolves —
+// at the latest when raft shuts down — so the waiting goroutine never
+// outlives Close.
+func (n *Node) await(ctx context.Context, op string, start func(timeout time.Duration) raft.Future) (raft.Future, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, ctxError(op, err)
+	}
+	if n.closed() {
+		return nil, fmt.Errorf("cluster: %s: %w", op, ErrShutdown)
+	}
+	var timeout time.Duration
+	if deadline, ok := ctx.Deadline(); ok {
+		timeout = time.Until(deadline)
+		if timeout <= 0 {
+			return nil, ctxError(op, context.DeadlineExceeded)
+		}
+	}
+	var (
+		f    raft.Future
+		ferr error
+		done = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		f = start(timeout)
+		ferr = f.Error()
+	}()
+	select {
+	case <-done:
+		if ferr != nil {
+			return nil, n.mapError(op, ferr)
+		}
+		return f, nil
+	case <-ctx.Done():
+		return nil, ctxError(op, ctx.Err())
+	}
+}
+
+func ctxError(op string, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("cluster: %s: %w: %w", op, ErrTimeout, err)
+	}
+	return fmt.Errorf("cluster: %s: %w", op, err)
+}
+
+// mapError translates raft's errors to this package's sentinels.
+func (n *Node) mapError(op string, err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		id, addr := n.Leader()
+		return fmt.Errorf("cluster: %s: %w", op, &NotLeaderError{LeaderID: id, LeaderAddr: addr})
+	case errors.Is(err, raft.ErrLeadershipLost):
+		return fmt.Errorf("cluster: %s: %w", op, ErrLeadershipLost)
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return fmt.Errorf("cluster: %s: %w", op, ErrShutdown)
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		return fmt.Errorf("cluster: %s: %w: %w", op, ErrTimeout, context.DeadlineExceeded)
+	case errors.Is(err, raft.ErrNothingNewToSnapshot):
+		return err
+	default:
+		return fmt.Errorf("cluster: %s: %w", op, err)
+	}
+}

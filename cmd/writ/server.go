@@ -1,0 +1,248 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+
+	"github.com/writ-dev/writ/issuer"
+)
+
+// serverFile is the YAML configuration of `writ server` (spec/cli.md).
+// Relative paths are relative to the file's directory.
+type serverFile struct {
+	NodeID     string `yaml:"node_id"`
+	Listen     string `yaml:"listen"`
+	RaftListen string `yaml:"raft_listen"`
+	DataDir    string `yaml:"data_dir"`
+	// KEKFile names a file holding the key-encryption key; KEKEnv names an
+	// environment variable holding it. Exactly one is required.
+	KEKFile string `yaml:"kek_file"`
+	KEKEnv  string `yaml:"kek_env"`
+	SVID    struct {
+		Cert string `yaml:"cert"`
+		Key  string `yaml:"key"`
+	} `yaml:"svid"`
+	TrustBundles []struct {
+		TrustDomain string `yaml:"trust_domain"`
+		File        string `yaml:"file"`
+	} `yaml:"trust_bundles"`
+	// AgentTrustDomains accepted for token requests; default: the issuer's.
+	AgentTrustDomains []string `yaml:"agent_trust_domains"`
+	Admins            []string `yaml:"admins"`
+	PolicyFile        string   `yaml:"policy_file"`
+	DefaultTTL        string   `yaml:"default_ttl"`
+	MaxTTL            string   `yaml:"max_ttl"`
+	Log               struct {
+		Format string `yaml:"format"`
+		Level  string `yaml:"level"`
+	} `yaml:"log"`
+}
+
+// maxConfigBytes bounds the config file.
+const maxConfigBytes = 1 << 20
+
+func loadServerFile(path string) (*serverFile, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxConfigBytes {
+		return nil, fmt.Errorf("config %s: larger than %d bytes", path, maxConfigBytes)
+	}
+	var f serverFile
+	if err := yaml.NewDecoder(bytes.NewReader(data), yaml.Strict(), yaml.DisallowUnknownField()).Decode(&f); err != nil {
+		return nil, fmt.Errorf("config %s: %s", path, yaml.FormatError(err, false, true))
+	}
+	return &f, nil
+}
+
+// issuerConfig turns the file into a typed issuer.Config; base resolves
+// relative paths.
+func (f *serverFile) issuerConfig(base string, logger *slog.Logger) (issuer.Config, error) {
+	cfg := issuer.DefaultConfig()
+	rel := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(base, p)
+	}
+	if f.NodeID != "" {
+		cfg.NodeID = f.NodeID
+	}
+	if f.Listen != "" {
+		cfg.ListenAddr = f.Listen
+	}
+	if f.RaftListen != "" {
+		cfg.RaftAddr = f.RaftListen
+	}
+	cfg.DataDir = rel(f.DataDir)
+	if cfg.DataDir == "" {
+		return cfg, fmt.Errorf("config: data_dir is required")
+	}
+	switch {
+	case f.KEKFile != "" && f.KEKEnv != "":
+		return cfg, fmt.Errorf("config: set one of kek_file and kek_env, not both")
+	case f.KEKFile != "":
+		kek, err := issuer.LoadKEK(rel(f.KEKFile))
+		if err != nil {
+			return cfg, fmt.Errorf("config: kek_file: %w", err)
+		}
+		cfg.KEK = kek
+	case f.KEKEnv != "":
+		v, ok := os.LookupEnv(f.KEKEnv)
+		if !ok {
+			return cfg, fmt.Errorf("config: kek_env: $%s is not set", f.KEKEnv)
+		}
+		kek, err := issuer.ParseKEK(v)
+		if err != nil {
+			return cfg, fmt.Errorf("config: kek_env: %w", err)
+		}
+		cfg.KEK = kek
+	default:
+		return cfg, fmt.Errorf("config: kek_file or kek_env is required")
+	}
+	if f.SVID.Cert == "" || f.SVID.Key == "" {
+		return cfg, fmt.Errorf("config: svid.cert and svid.key are required")
+	}
+	svid, err := x509svid.Load(rel(f.SVID.Cert), rel(f.SVID.Key))
+	if err != nil {
+		return cfg, fmt.Errorf("config: svid: %w", err)
+	}
+	cfg.SVID = svid
+	if len(f.TrustBundles) == 0 {
+		return cfg, fmt.Errorf("config: trust_bundles: at least one is required")
+	}
+	set := x509bundle.NewSet()
+	for i, tb := range f.TrustBundles {
+		td, err := spiffeid.TrustDomainFromString(tb.TrustDomain)
+		if err != nil {
+			return cfg, fmt.Errorf("config: trust_bundles[%d].trust_domain: %w", i, err)
+		}
+		if set.Has(td) {
+			return cfg, fmt.Errorf("config: trust_bundles[%d]: trust domain %s listed twice", i, td)
+		}
+		b, err := x509bundle.Load(td, rel(tb.File))
+		if err != nil {
+			return cfg, fmt.Errorf("config: trust_bundles[%d]: %w", i, err)
+		}
+		set.Add(b)
+	}
+	cfg.Bundles = set
+	for i, s := range f.AgentTrustDomains {
+		td, err := spiffeid.TrustDomainFromString(s)
+		if err != nil {
+			return cfg, fmt.Errorf("config: agent_trust_domains[%d]: %w", i, err)
+		}
+		cfg.TrustDomains = append(cfg.TrustDomains, td)
+	}
+	for i, s := range f.Admins {
+		id, err := spiffeid.FromString(s)
+		if err != nil {
+			return cfg, fmt.Errorf("config: admins[%d]: %w", i, err)
+		}
+		cfg.Admins = append(cfg.Admins, id)
+	}
+	if f.PolicyFile != "" {
+		p, err := os.ReadFile(rel(f.PolicyFile))
+		if err != nil {
+			return cfg, fmt.Errorf("config: policy_file: %w", err)
+		}
+		cfg.InitialPolicy = p
+	}
+	for _, d := range []struct {
+		name string
+		in   string
+		out  *time.Duration
+	}{{"default_ttl", f.DefaultTTL, &cfg.DefaultTTL}, {"max_ttl", f.MaxTTL, &cfg.MaxTTL}} {
+		if d.in == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.in)
+		if err != nil {
+			return cfg, fmt.Errorf("config: %s: %w", d.name, err)
+		}
+		*d.out = v
+	}
+	cfg.Logger = logger
+	return cfg, cfg.Validate()
+}
+
+func newLogger(e env, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if level == "" {
+		level = "info"
+	}
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "", "json":
+		return slog.New(slog.NewJSONHandler(e.stderr, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(e.stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: want json or text", format)
+}
+
+func runServer(ctx context.Context, e env, args []string) error {
+	fs := newFlags(e, "server", "writ server --config FILE [--listen ADDR] [--raft-listen ADDR] [--data-dir DIR]")
+	cfgPath := fs.String("config", "", "YAML config file (required; unknown keys are rejected)")
+	listen := fs.String("listen", "", "override listen")
+	raftListen := fs.String("raft-listen", "", "override raft_listen")
+	dataDir := fs.String("data-dir", "", "override data_dir")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("server: unexpected argument %q", pos[0])
+	}
+	if *cfgPath == "" {
+		return usagef("server: --config is required")
+	}
+	f, err := loadServerFile(*cfgPath)
+	if err != nil {
+		return err
+	}
+	if *listen != "" {
+		f.Listen = *listen
+	}
+	if *raftListen != "" {
+		f.RaftListen = *raftListen
+	}
+	if *dataDir != "" {
+		abs, err := filepath.Abs(*dataDir)
+		if err != nil {
+			return err
+		}
+		f.DataDir = abs
+	}
+	logger, err := newLogger(e, f.Log.Format, f.Log.Level)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	cfg, err := f.issuerConfig(filepath.Dir(*cfgPath), logger)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, cfg)
+}
+
+func serve(ctx context.Context, cfg issuer.Config) error {
+	is, err := issuer.New(cfg)
+	if err != nil {
+		return err
+	}
+	return is.Run(ctx)
+}

@@ -1,0 +1,354 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
+	
+	"github.com/writ-dev/writ/attenuation"
+	"github.com/writ-dev/writ/issuer"
+	"github.com/writ-dev/writ/spec"
+	"github.com/writ-dev/writ/verifier"
+)
+
+// maxTokenInput bounds a token read from an argument or stdin.
+const maxTokenInput = 1 << 20
+
+func runToken(ctx context.Context, e env, args []string) error {
+	sub := map[string]func(context.Context, env, []string) error{
+		"mint": runTokenMint, "inspect": runTokenInspect, "attenuate": runTokenAttenuate, "verify": runTokenVerify,
+	}
+	if len(args) == 0 || sub[args[0]] == nil {
+		return usagef("token: want one of: mint, inspect, attenuate, verify")
+	}
+	return sub[args[0]](ctx, e, args[1:])
+}
+
+// readToken takes the token from the positional argument (the token text,
+// or the path of a file holding it), "-" or nothing meaning stdin, and
+// decodes its base64url text.
+func readToken(e env, pos []string) ([]byte, error) {
+	var text string
+	switch {
+	case len(pos) > 1:
+		return nil, usagef("expected one TOKEN argument, got %d", len(pos))
+	case len(pos) == 1 && pos[0] != "-":
+		text = pos[0]
+		if st, err := os.Stat(pos[0]); err == nil && st.Mode().IsRegular() {
+			if st.Size() > maxTokenInput {
+				return nil, usagef("token file %s is larger than %d bytes", pos[0], maxTokenInput)
+			}
+			b, err := os.ReadFile(pos[0])
+			if err != nil {
+				return nil, err
+			}
+			text = string(b)
+		}
+	default:
+		b, err := io.ReadAll(io.LimitReader(e.stdin, maxTokenInput+1))
+		if err != nil {
+			return nil, err
+		}
+		if len(b) > maxTokenInput {
+			return nil, usagef("token on stdin is larger than %d bytes", maxTokenInput)
+		}
+		text = string(b)
+	}
+	tok, err := verifier.DecodeToken(text)
+	if err != nil {
+		return nil, usagef("token: %v", err)
+	}
+	return tok, nil
+}
+
+// loadBundle reads a PEM bundle; the trust domain comes from td when set,
+// otherwise from the SPIFFE URI SAN of the first CA certificate.
+func loadBundle(path, td string) (*x509bundle.Bundle, error) {
+	if td == "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		blk, _ := pem.Decode(data)
+		if blk == nil {
+			return nil, fmt.Errorf("bundle %s: no PEM certificate", path)
+		}
+		cert, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("bundle %s: %w", path, err)
+		}
+		for _, u := range cert.URIs {
+			if u.Scheme == "spiffe" {
+				td = u.Host
+			}
+		}
+		if td == "" {
+			return nil, usagef("bundle %s: no SPIFFE ID in the CA certificate; pass --trust-domain", path)
+		}
+	}
+	t, err := spiffeid.TrustDomainFromString(td)
+	if err != nil {
+		return nil, usagef("trust domain %q: %v", td, err)
+	}
+	return x509bundle.Load(t, path)
+}
+
+func serverAuthorizer(issuerID string, b *x509bundle.Bundle) (tlsconfig.Authorizer, error) {
+	if issuerID == "" {
+		return tlsconfig.AuthorizeMemberOf(b.TrustDomain()), nil
+	}
+	id, err := spiffeid.FromString(issuerID)
+	if err != nil {
+		return nil, usagef("--issuer-id: %v", err)
+	}
+	return tlsconfig.AuthorizeID(id), nil
+}
+
+func runTokenMint(ctx context.Context, e env, args []string) error {
+	fs := newFlags(e, "token mint", "writ token mint --server URL --bundle FILE --svid CERT --svid-key KEY --right RES:OP ... [--ttl D]")
+	cf := addClientFlags(fs)
+	ttl := fs.Duration("ttl", 0, "token lifetime (default: the issuer's default)")
+	var rights listFlag
+	fs.Var(&rights, "right", "RESOURCE:OPERATION to request (repeatable; RESOURCE may end in /*)")
+	asJSON := fs.Bool("json", false, "print the whole response as JSON instead of the token")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("token mint: unexpected argument %q", pos[0])
+	}
+	if len(rights) == 0 {
+		return usagef("token mint: at least one --right is required")
+	}
+	for _, r := range rights {
+		if _, err := spec.ParseRight(r); err != nil {
+			return usagef("token mint: --right: %v", err)
+		}
+	}
+	client, err := cf.client()
+	if err != nil {
+		return err
+	}
+	req := issuer.TokenRequest{Rights: rights}
+	if *ttl > 0 {
+		req.TTL = ttl.String()
+	}
+	body, _ := json.Marshal(&req)
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(*cf.server, "/")+"/v1/token", bytes.NewReader(body))
+	if err != nil {
+		return usagef("token mint: --server: %v", err)
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(hreq)
+	if err != nil {
+		return fmt.Errorf("token mint: %w", err)
+	}
+	defer resp.Body.Close()
+	rb, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return fmt.Errorf("token mint: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		e.stderr.Write(rb)
+		if resp.StatusCode == http.StatusForbidden {
+			return deniedError{}
+		}
+		return fmt.Errorf("token mint: issuer answered %s", resp.Status)
+	}
+	var tr issuer.TokenResponse
+	if err := json.Unmarshal(rb, &tr); err != nil {
+		return fmt.Errorf("token mint: response: %w", err)
+	}
+	if *asJSON {
+		e.stdout.Write(rb)
+		return nil
+	}
+	for _, d := range tr.Denied {
+		fmt.Fprintf(e.stderr, "writ: not granted: %s (%s)", d.Right, d.Reason)
+		if len(d.Alternatives) > 0 {
+			fmt.Fprintf(e.stderr, "; could ask for: %s", strings.Join(d.Alternatives, ", "))
+		}
+		fmt.Fprintln(e.stderr)
+	}
+	fmt.Fprintln(e.stdout, tr.Token)
+	return nil
+}
+
+func runTokenInspect(_ context.Context, e env, args []string) error {
+	fs := newFlags(e, "token inspect", "writ token inspect TOKEN|-")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	tok, err := readToken(e, pos)
+	if err != nil {
+		return err
+	}
+	in, err := verifier.Inspect(tok)
+	if err != nil {
+		return fmt.Errorf("token inspect: %w", err)
+	}
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(in)
+}
+
+func runTokenAttenuate(_ context.Context, e env, args []string) error {
+	fs := newFlags(e, "token attenuate", "writ token attenuate TOKEN|- [--right RES:OP ...] [--ttl D] [--presenter ID ...] [--fields F,...] [--max-records N] [--service S ...]")
+	var rights, presenters, services listFlag
+	fs.Var(&rights, "right", "keep only these rights (repeatable)")
+	fs.Var(&presenters, "presenter", "bind to these presenter SPIFFE IDs (repeatable)")
+	fs.Var(&services, "service", "usable only at these services (repeatable)")
+	ttl := fs.Duration("ttl", 0, "expire this long from now")
+	fields := fs.String("fields", "", "comma-separated fields the holder may read")
+	maxRecords := fs.Int("max-records", 0, "record limit")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	tok, err := readToken(e, pos)
+	if err != nil {
+		return err
+	}
+	var rs []attenuation.Restriction
+	if len(rights) > 0 {
+		parsed := make([]spec.Right, len(rights))
+		for i, s := range rights {
+			if parsed[i], err = spec.ParseRight(s); err != nil {
+				return usagef("token attenuate: --right: %v", err)
+			}
+		}
+		rs = append(rs, attenuation.OnlyRights(parsed...))
+	}
+	if *ttl < 0 {
+		return usagef("token attenuate: --ttl must be positive")
+	}
+	if *ttl > 0 {
+		rs = append(rs, attenuation.ExpireIn(*ttl))
+	}
+	if len(presenters) > 0 {
+		rs = append(rs, attenuation.BindPresenters(presenters...))
+	}
+	if *fields != "" {
+		rs = append(rs, attenuation.OnlyFields(strings.Split(*fields, ",")...))
+	}
+	if *maxRecords < 0 {
+		return usagef("token attenuate: --max-records must be positive")
+	}
+	if *maxRecords > 0 {
+		rs = append(rs, attenuation.MaxRecords(*maxRecords))
+	}
+	if len(services) > 0 {
+		rs = append(rs, attenuation.OnlyServices(services...))
+	}
+	if len(rs) == 0 {
+		return usagef("token attenuate: give at least one restriction")
+	}
+	out, err := attenuation.Restrict(tok, rs...)
+	if err != nil {
+		if errors.Is(err, attenuation.ErrBadRestriction) || errors.Is(err, attenuation.ErrNoRestrictions) {
+			return usagef("token attenuate: %v", err)
+		}
+		return fmt.Errorf("token attenuate: %w", err)
+	}
+	fmt.Fprintln(e.stdout, verifier.EncodeToken(out))
+	return nil
+}
+
+func runTokenVerify(ctx context.Context, e env, args []string) error {
+	fs := newFlags(e, "token verify", "writ token verify TOKEN|- --keys JWKS_FILE_OR_URL --resource R --operation OP [--presenter ID] [--service S] [--records N] [--fields F,...] [--revocations FILE]")
+	keys := fs.String("keys", "", "issuer public keys: a JWKS file, or the issuer's https URL .../v1/keys (required)")
+	bundleFile := fs.String("bundle", "", "PEM trust bundle to verify the issuer's TLS certificate when --keys is an https URL")
+	td := fs.String("trust-domain", "", "trust domain of --bundle (default: from the CA certificate)")
+	resource := fs.String("resource", "", "resource of the request (required)")
+	operation := fs.String("operation", "", "operation of the request (required)")
+	presenter := fs.String("presenter", "", "SPIFFE ID of the presenter (the mTLS peer)")
+	service := fs.String("service", "", "SPIFFE ID of the verifying service")
+	records := fs.Int("records", 0, "records the request touches (0: the service applies the limit)")
+	fields := fs.String("fields", "", "comma-separated fields the request reads")
+	revocations := fs.String("revocations", "", `JSON file {"revoked": ["<hex id>", ...]}`)
+	var attrs listFlag
+	fs.Var(&attrs, "attr", "request attribute NAME=VALUE (repeatable)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if *keys == "" || *resource == "" || *operation == "" {
+		return usagef("token verify: --keys, --resource and --operation are required")
+	}
+	if *records < 0 {
+		return usagef("token verify: --records must not be negative")
+	}
+	tok, err := readToken(e, pos)
+	if err != nil {
+		return err
+	}
+	client := http.DefaultClient
+	if strings.HasPrefix(*keys, "https://") {
+		if *bundleFile == "" {
+			return usagef("token verify: --bundle is required with an https --keys URL")
+		}
+		b, err := loadBundle(*bundleFile, *td)
+		if err != nil {
+			return err
+		}
+		client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: tlsconfig.TLSClientConfig(b, tlsconfig.AuthorizeMemberOf(b.TrustDomain())),
+		}}
+	}
+	ks, err := verifier.LoadKeys(ctx, *keys, client)
+	if err != nil {
+		return fmt.Errorf("token verify: keys: %w", err)
+	}
+	cfg := verifier.DefaultConfig()
+	cfg.Keys = ks
+	if *revocations != "" {
+		rl, err := verifier.LoadRevocations(*revocations)
+		if err != nil {
+			return fmt.Errorf("token verify: revocations: %w", err)
+		}
+		cfg.Revocations = rl
+	}
+	v, err := verifier.New(cfg)
+	if err != nil {
+		return err
+	}
+	req := verifier.Request{Resource: *resource, Operation: *operation, Presenter: *presenter, Service: *service, Records: *records}
+	if *fields != "" {
+		req.Fields = strings.Split(*fields, ",")
+	}
+	if len(attrs) > 0 {
+		req.Attributes = map[string]string{}
+		for _, a := range attrs {
+			k, val, ok := strings.Cut(a, "=")
+			if !ok || k == "" {
+				return usagef("token verify: --attr %q: want NAME=VALUE", a)
+			}
+			req.Attributes[k] = val
+		}
+	}
+	d := v.Authorize(ctx, tok, req)
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(d); err != nil {
+		return err
+	}
+	if !d.Allowed {
+		return deniedError{}
+	}
+	return nil
+}

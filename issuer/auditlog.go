@@ -1,0 +1,124 @@
+package issuer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// applier commits one encoded command through consensus and returns the
+// state machine's result. *cluster.Node satisfies it.
+type applier interface {
+	Apply(ctx context.Context, cmd []byte) (any, error)
+}
+
+// auditLog group-commits audit records: requests wait on their record while
+// a few workers drain the queue into one raft entry per batch, so minting
+// throughput is bound by signing and TLS, not by fsync.
+type auditLog struct {
+	node     applier
+	queue    chan *pendingAudit
+	maxBatch int
+	workers  int
+	metrics  *metrics
+}
+
+type pendingAudit struct {
+	rec  *AuditRecord
+	done chan error
+}
+
+func newAuditLog(node applier, maxBatch, workers int, m *metrics) *auditLog {
+	return &auditLog{node: node, queue: make(chan *pendingAudit, maxBatch*workers*4), maxBatch: maxBatch, workers: workers, metrics: m}
+}
+
+// Commit enqueues rec and returns once it is committed (or ctx ends). A
+// nil error means the record is durable in the replicated audit chain.
+func (a *auditLog) Commit(ctx context.Context, rec *AuditRecord) error {
+	p := &pendingAudit{rec: rec, done: make(chan error, 1)}
+	select {
+	case a.queue <- p:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-p.done:
+		return err
+	case <-ctx.Done():
+		// The record may still commit; the caller's request fails closed.
+		return ctx.Err()
+	}
+}
+
+// Run drains the queue until ctx ends. Records still queued at shutdown
+// are failed, never silently dropped.
+func (a *auditLog) Run(ctx context.Context) error {
+	errc := make(chan error, a.workers)
+	for i := 0; i < a.workers; i++ {
+		go func() { errc <- a.worker(ctx) }()
+	}
+	var first error
+	for i := 0; i < a.workers; i++ {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+		}
+	}
+	for {
+		select {
+		case p := <-a.queue:
+			p.done <- fmt.Errorf("issuer: audit: shutting down")
+		default:
+			return first
+		}
+	}
+}
+
+func (a *auditLog) worker(ctx context.Context) error {
+	batch := make([]*pendingAudit, 0, a.maxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			return nil
+		case p := <-a.queue:
+			batch = append(batch, p)
+		}
+	fill:
+		for len(batch) < a.maxBatch {
+			select {
+			case p := <-a.queue:
+				batch = append(batch, p)
+			default:
+				break fill
+			}
+		}
+		err := a.commitBatch(ctx, batch)
+		for _, p := range batch {
+			p.done <- err
+		}
+	}
+}
+
+func (a *auditLog) commitBatch(ctx context.Context, batch []*pendingAudit) error {
+	recs := make([]*AuditRecord, len(batch))
+	for i, p := range batch {
+		recs[i] = p.rec
+	}
+	cmd, err := encodeCommand(&command{Type: cmdAuditAppend, Audit: recs})
+	if err != nil {
+		return fmt.Errorf("issuer: audit: encode: %w", err)
+	}
+	if a.metrics != nil {
+		a.metrics.auditBatch.Observe(float64(len(batch)))
+	}
+	res, err := a.node.Apply(ctx, cmd)
+	if err != nil {
+		return fmt.Errorf("issuer: audit: %w", err)
+	}
+	if r, ok := res.(applyResult); ok && r.err != nil {
+		return fmt.Errorf("issuer: audit: %w", r.err)
+	}
+	return nil
+}
+
+var errAuditUnavailable = errors.New("issuer: audit trail unavailable")

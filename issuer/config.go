@@ -1,0 +1,107 @@
+package issuer
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+)
+
+// Config configures one issuer node. Required fields have no default.
+type Config struct {
+	// NodeID names this node in the raft cluster (e.g. "writ-1").
+	NodeID string
+	// ListenAddr is the HTTPS API address ("127.0.0.1:8443"; port 0 picks one).
+	ListenAddr string
+	// RaftAddr is the raft transport address (mTLS, issuer nodes only).
+	RaftAddr string
+	// DataDir holds the raft log, snapshots and state (created if missing).
+	DataDir string
+	// KEK seals the root keys at rest and in the replicated log. Required.
+	KEK *KEK
+	// SVID is the issuer's own X.509-SVID (server certificate and raft
+	// client certificate); its SPIFFE ID is the token "issuer" fact.
+	SVID x509svid.Source
+	// Bundles holds the X.509 trust bundle of each trust domain the issuer
+	// accepts callers from. The bundle is always selected by the caller's
+	// trust domain, never merged.
+	Bundles x509bundle.Source
+	// TrustDomains are the trust domains whose agents may request tokens.
+	// Defaults to the issuer's own trust domain.
+	TrustDomains []spiffeid.TrustDomain
+	// Admins may call /v1/admin/ endpoints.
+	Admins []spiffeid.ID
+	// InitialPolicy is applied when the cluster has no policy yet (YAML).
+	InitialPolicy []byte
+	// DefaultTTL applies when a request names none; MaxTTL caps every token
+	// whatever the policy says.
+	DefaultTTL time.Duration
+	MaxTTL     time.Duration
+	// MaxBodyBytes bounds request bodies; MaxHeaderBytes bounds headers.
+	MaxBodyBytes   int64
+	MaxHeaderBytes int
+	// AuditBatch is the most audit records per raft entry; AuditWorkers the
+	// number of batches in flight.
+	AuditBatch   int
+	AuditWorkers int
+	// Now is the clock; Rand the randomness for token ids and keys.
+	Now  func() time.Time
+	Rand io.Reader
+	// Logger receives structured logs; nil discards.
+	Logger *slog.Logger
+	// Registry receives the Prometheus metrics; nil uses a private registry.
+	Registry *prometheus.Registry
+}
+
+// DefaultConfig returns a Config with every optional field set.
+func DefaultConfig() Config {
+	return Config{
+		NodeID:         "writ-1",
+		ListenAddr:     "127.0.0.1:8443",
+		RaftAddr:       "127.0.0.1:8444",
+		DefaultTTL:     5 * time.Minute,
+		MaxTTL:         1 * time.Hour,
+		MaxBodyBytes:   64 << 10,
+		MaxHeaderBytes: 16 << 10,
+		AuditBatch:     512,
+		AuditWorkers:   4,
+		Now:            time.Now,
+		Rand:           rand.Reader,
+	}
+}
+
+// Validate reports the first field that is missing or out of bounds.
+func (c *Config) Validate() error {
+	switch {
+	case c.NodeID == "":
+		return errors.New("issuer: config: node id is required")
+	case c.DataDir == "":
+		return errors.New("issuer: config: data dir is required")
+	case c.KEK == nil:
+		return fmt.Errorf("issuer: config: %w: a key-encryption key is required", ErrBadKEK)
+	case c.SVID == nil || c.Bundles == nil:
+		return errors.New("issuer: config: an SVID source and a bundle source are required")
+	case c.DefaultTTL <= 0 || c.MaxTTL <= 0 || c.DefaultTTL > c.MaxTTL:
+		return fmt.Errorf("issuer: config: want 0 < default ttl (%v) <= max ttl (%v)", c.DefaultTTL, c.MaxTTL)
+	case c.MaxTTL > 24*time.Hour:
+		return fmt.Errorf("issuer: config: max ttl %v is over 24h; writ tokens are short-lived", c.MaxTTL)
+	case c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 16<<20:
+		return fmt.Errorf("issuer: config: max body bytes %d outside [1 KiB, 16 MiB]", c.MaxBodyBytes)
+	case c.MaxHeaderBytes < 1024 || c.MaxHeaderBytes > 1<<20:
+		return fmt.Errorf("issuer: config: max header bytes %d outside [1 KiB, 1 MiB]", c.MaxHeaderBytes)
+	case c.AuditBatch < 1 || c.AuditBatch > 4096:
+		return fmt.Errorf("issuer: config: audit batch %d outside [1, 4096]", c.AuditBatch)
+	case c.AuditWorkers < 1 || c.AuditWorkers > 64:
+		return fmt.Errorf("issuer: config: audit workers %d outside [1, 64]", c.AuditWorkers)
+	case c.Now == nil || c.Rand == nil:
+		return errors.New("issuer: config: clock and randomness are required")
+	}
+	return nil
+}

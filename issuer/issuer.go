@@ -1,0 +1,300 @@
+package issuer
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
+
+	"github.com/writ-dev/writ/cluster"
+	"github.com/writ-dev/writ/issuer/policy"
+)
+
+// Issuer is one issuer node: raft node, state machine, audit log and the
+// HTTPS API. Create it with New and start it with Run.
+type Issuer struct {
+	cfg      Config
+	id       spiffeid.ID
+	log      *slog.Logger
+	state    *State
+	node     *cluster.Node
+	audit    *auditLog
+	metrics  *metrics
+	registry *prometheus.Registry
+	ln       net.Listener
+	srv      *http.Server
+	tds      map[spiffeid.TrustDomain]bool
+	admins   map[spiffeid.ID]bool
+	// booted is set once start-up writes (root key, initial policy and
+	// their audit records) are committed, or left to the leader.
+	booted atomic.Bool
+}
+
+// New opens the node's storage and binds its API listener; it starts
+// nothing. The caller must call Run, which releases everything when done.
+func New(cfg Config) (*Issuer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	svid, err := cfg.SVID.GetX509SVID()
+	if err != nil {
+		return nil, fmt.Errorf("issuer: own SVID: %w", err)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.InitialPolicy != nil {
+		if _, err := policy.Parse(cfg.InitialPolicy); err != nil {
+			return nil, fmt.Errorf("issuer: initial policy: %w", err)
+		}
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("issuer: data dir: %w", err)
+	}
+	state, err := OpenState(filepath.Join(cfg.DataDir, "state"), cfg.KEK, log.With("component", "state"))
+	if err != nil {
+		return nil, err
+	}
+	reg := cfg.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	is := &Issuer{cfg: cfg, id: svid.ID, log: log, state: state, registry: reg, metrics: newMetrics(reg),
+		tds: map[spiffeid.TrustDomain]bool{}, admins: map[spiffeid.ID]bool{}}
+	tds := cfg.TrustDomains
+	if len(tds) == 0 {
+		tds = []spiffeid.TrustDomain{svid.ID.TrustDomain()}
+	}
+	for _, td := range tds {
+		is.tds[td] = true
+	}
+	for _, a := range cfg.Admins {
+		is.admins[a] = true
+	}
+
+	peers := tlsconfig.AuthorizeOneOf(svid.ID)
+	ccfg := cluster.DefaultConfig()
+	ccfg.NodeID = cfg.NodeID
+	ccfg.DataDir = filepath.Join(cfg.DataDir, "raft")
+	ccfg.BindAddr = cfg.RaftAddr
+	ccfg.ServerTLS = tlsconfig.MTLSServerConfig(cfg.SVID, cfg.Bundles, peers)
+	ccfg.ClientTLS = tlsconfig.MTLSClientConfig(cfg.SVID, cfg.Bundles, peers)
+	ccfg.Bootstrap = true
+	ccfg.Logger = log.With("component", "raft")
+	node, err := cluster.New(ccfg, state)
+	if err != nil {
+		state.Close()
+		return nil, fmt.Errorf("issuer: raft: %w", err)
+	}
+	is.node = node
+	is.audit = newAuditLog(node, cfg.AuditBatch, cfg.AuditWorkers, is.metrics)
+
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		node.Close()
+		state.Close()
+		return nil, fmt.Errorf("issuer: listen %s: %w", cfg.ListenAddr, err)
+	}
+	is.ln = ln
+	is.srv = &http.Server{
+		Handler:           is.Handler(),
+		TLSConfig:         is.serverTLS(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	return is, nil
+}
+
+// serverTLS requests (but does not require) a client certificate, and
+// verifies any certificate presented against the bundle of its own trust
+// domain (go-spiffe), so unauthenticated endpoints (/healthz, /v1/keys)
+// work without one while every identity the handlers see is verified.
+func (is *Issuer) serverTLS() *tls.Config {
+	c := tlsconfig.MTLSServerConfig(is.cfg.SVID, is.cfg.Bundles, tlsconfig.AuthorizeAny())
+	verify := c.VerifyPeerCertificate
+	c.ClientAuth = tls.RequestClientCert
+	c.VerifyPeerCertificate = func(raw [][]byte, chains [][]*x509.Certificate) error {
+		if len(raw) == 0 {
+			return nil
+		}
+		return verify(raw, chains)
+	}
+	c.MinVersion = tls.VersionTLS12
+	return c
+}
+
+// Addr is the bound API address.
+func (is *Issuer) Addr() string { return is.ln.Addr().String() }
+
+// ID is the issuer's SPIFFE ID.
+func (is *Issuer) ID() spiffeid.ID { return is.id }
+
+// State exposes the node's state machine for reads.
+func (is *Issuer) State() *State { return is.state }
+
+// Run serves until ctx ends, then shuts down the API, the audit workers
+// and the raft node, in that order, and closes storage. The first fatal
+// error of any component stops the rest.
+func (is *Issuer) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	nodeErr := make(chan error, 1)
+	go func() { nodeErr <- is.node.Run(ctx) }()
+	auditCtx, auditCancel := context.WithCancel(context.WithoutCancel(ctx))
+	auditErr := make(chan error, 1)
+	go func() { auditErr <- is.audit.Run(auditCtx) }()
+	srvErr := make(chan error, 1)
+	go func() {
+		err := is.srv.ServeTLS(is.ln, "", "")
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		srvErr <- err
+	}()
+	go func() {
+		if err := is.bootstrap(ctx); err != nil && ctx.Err() == nil {
+			cancel(err)
+			return
+		}
+		is.booted.Store(true)
+	}()
+	is.log.Info("issuer started", "node", is.cfg.NodeID, "addr", is.Addr(), "id", is.id.String())
+
+	var first error
+	select {
+	case <-ctx.Done():
+	case err := <-srvErr:
+		first = err
+		srvErr <- nil
+	case err := <-nodeErr:
+		first = fmt.Errorf("raft node stopped: %w", err)
+		nodeErr <- nil
+	}
+	shutCtx, shutCancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer shutCancel()
+	is.srv.Shutdown(shutCtx)
+	<-srvErr
+	auditCancel()
+	<-auditErr
+	cancel(nil)
+	if err := <-nodeErr; err != nil && first == nil && !errors.Is(err, context.Canceled) {
+		first = err
+	}
+	if err := is.state.Close(); err != nil && first == nil {
+		first = err
+	}
+	if c := context.Cause(ctx); first == nil && c != nil && !errors.Is(c, context.Canceled) {
+		first = c
+	}
+	return first
+}
+
+// bootstrap makes sure a root key and a policy exist, once this node leads.
+func (is *Issuer) bootstrap(ctx context.Context) error {
+	for {
+		if err := is.node.WaitLeader(ctx); err != nil {
+			return err
+		}
+		if !is.node.IsLeader() {
+			return nil // another node bootstraps
+		}
+		err := is.ensureKey(ctx)
+		if err == nil {
+			err = is.ensurePolicy(ctx)
+		}
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, cluster.ErrNotLeader) || errors.Is(err, cluster.ErrLeadershipLost) {
+			continue
+		}
+		return err
+	}
+}
+
+func (is *Issuer) ensureKey(ctx context.Context) error {
+	if err := is.node.Barrier(ctx); err != nil {
+		return err
+	}
+	if _, _, err := is.state.ActiveKey(); err == nil {
+		return nil
+	}
+	pub, priv, err := ed25519.GenerateKey(is.cfg.Rand)
+	if err != nil {
+		return err
+	}
+	id := uint32(1)
+	for _, k := range is.state.PublicKeys() {
+		if k.ID >= id {
+			id = k.ID + 1
+		}
+	}
+	sealed, err := is.cfg.KEK.seal(id, priv)
+	if err != nil {
+		return err
+	}
+	now := is.cfg.Now().UTC()
+	if err := is.apply(ctx, &command{Type: cmdKeyAdd, Key: &keyRecord{ID: id, Public: pub, Sealed: sealed, State: keyActive, CreatedAt: now}}); err != nil {
+		return fmt.Errorf("issuer: add root key: %w", err)
+	}
+	is.log.Info("root key created", "key_id", id)
+	return is.audit.Commit(ctx, &AuditRecord{Time: now, Node: is.cfg.NodeID, Kind: AuditKeyAdd, Caller: is.id.String(), KeyID: id})
+}
+
+func (is *Issuer) ensurePolicy(ctx context.Context) error {
+	if _, err := is.state.Policy(); err == nil || is.cfg.InitialPolicy == nil {
+		return nil
+	}
+	_, err := is.SetPolicy(ctx, is.id, is.cfg.InitialPolicy)
+	return err
+}
+
+// SetPolicy validates and replicates a new issuance policy on behalf of
+// admin, and audits the change. It returns the new version.
+func (is *Issuer) SetPolicy(ctx context.Context, admin spiffeid.ID, source []byte) (string, error) {
+	p, err := policy.Parse(source)
+	if err != nil {
+		return "", err
+	}
+	now := is.cfg.Now().UTC()
+	rec := &policyRecord{Version: p.Version(), Source: source, SetBy: admin.String(), SetAt: now}
+	if err := is.apply(ctx, &command{Type: cmdPolicySet, Policy: rec}); err != nil {
+		return "", fmt.Errorf("issuer: set policy: %w", err)
+	}
+	is.log.Info("policy set", "policy_version", rec.Version, "by", admin.String())
+	err = is.audit.Commit(ctx, &AuditRecord{Time: now, Node: is.cfg.NodeID, Kind: AuditPolicySet, Caller: admin.String(), PolicyVersion: rec.Version})
+	return rec.Version, err
+}
+
+func (is *Issuer) apply(ctx context.Context, c *command) error {
+	b, err := encodeCommand(c)
+	if err != nil {
+		return err
+	}
+	res, err := is.node.Apply(ctx, b)
+	if err != nil {
+		return err
+	}
+	if r, ok := res.(applyResult); ok && r.err != nil {
+		return r.err
+	}
+	return nil
+}

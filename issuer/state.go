@@ -1,0 +1,525 @@
+package issuer
+
+import (
+	"bufio"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/writ-dev/writ/cluster"
+	"github.com/writ-dev/writ/issuer/policy"
+)
+
+// Keys of the state machine in its pebble database.
+var (
+	kApplied   = []byte("meta/applied")
+	kKeyPrefix = []byte("key/")
+	kPolCur    = []byte("pol/cur")
+	kPolPrefix = []byte("pol/v/")
+	kPolSeq    = []byte("pol/seq/")
+	kAudHead   = []byte("aud/head")
+	kAudPrefix = []byte("aud/r/")
+	kEnd       = []byte{0xff}
+)
+
+// State is the issuer's replicated state machine: root keys (sealed under
+// the KEK), policy versions and the audit chain, persisted in pebble. It
+// implements cluster.FSM. Apply, Snapshot and Restore are called by the
+// raft node only; the read methods are safe for concurrent use.
+type State struct {
+	db  *pebble.DB
+	kek *KEK
+
+	mu        sync.RWMutex
+	applied   uint64
+	keys      map[uint32]*keyRecord
+	active    *signingKey
+	pol       *policy.Policy
+	polRec    *policyRecord
+	polCount  uint64
+	auditSeq  uint64
+	auditHash string
+}
+
+type signingKey struct {
+	id   uint32
+	priv ed25519.PrivateKey
+}
+
+type auditHead struct {
+	Seq  uint64 `json:"seq"`
+	Hash string `json:"hash"`
+}
+
+// applyResult is what Apply returns to the writer of a command.
+type applyResult struct {
+	err  error
+	seqs []uint64
+}
+
+// OpenState opens (or creates) the state database in dir. kek decrypts the
+// root keys; a KEK that does not open the stored keys is ErrBadKEK. log
+// receives pebble's messages; nil discards them.
+func OpenState(dir string, kek *KEK, log *slog.Logger) (*State, error) {
+	if kek == nil {
+		return nil, fmt.Errorf("%w: none given", ErrBadKEK)
+	}
+	db, err := pebble.Open(dir, &pebble.Options{Logger: cluster.PebbleLogger(log)})
+	if err != nil {
+		return nil, fmt.Errorf("issuer: open state: %w", err)
+	}
+	s := &State{db: db, kek: kek}
+	if err := s.load(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the database. The State must not be used afterwards.
+func (s *State) Close() error { return s.db.Close() }
+
+// load rebuilds the in-memory view from pebble.
+func (s *State) load() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.applied, s.keys, s.active, s.pol, s.polRec, s.polCount, s.auditSeq, s.auditHash = 0, map[uint32]*keyRecord{}, nil, nil, nil, 0, 0, ""
+	if v, ok, err := s.get(kApplied); err != nil {
+		return err
+	} else if ok && len(v) == 8 {
+		s.applied = binary.BigEndian.Uint64(v)
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: kKeyPrefix, UpperBound: prefixEnd(kKeyPrefix)})
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		var kr keyRecord
+		if err := json.Unmarshal(it.Value(), &kr); err != nil {
+			it.Close()
+			return fmt.Errorf("issuer: stored key: %w", err)
+		}
+		if err := s.installKey(&kr); err != nil {
+			it.Close()
+			return err
+		}
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	if cur, ok, err := s.get(kPolCur); err != nil {
+		return err
+	} else if ok {
+		raw, ok, err := s.get(append(append([]byte{}, kPolPrefix...), cur...))
+		if err != nil || !ok {
+			return fmt.Errorf("issuer: current policy %s missing: %v", cur, err)
+		}
+		var pr policyRecord
+		if err := json.Unmarshal(raw, &pr); err != nil {
+			return fmt.Errorf("issuer: stored policy: %w", err)
+		}
+		p, err := policy.Parse(pr.Source)
+		if err != nil {
+			return fmt.Errorf("issuer: stored policy: %w", err)
+		}
+		s.pol, s.polRec = p, &pr
+	}
+	s.polCount = s.countPrefix(kPolSeq)
+	if v, ok, err := s.get(kAudHead); err != nil {
+		return err
+	} else if ok {
+		var h auditHead
+		if err := json.Unmarshal(v, &h); err != nil {
+			return fmt.Errorf("issuer: audit head: %w", err)
+		}
+		s.auditSeq, s.auditHash = h.Seq, h.Hash
+	}
+	return nil
+}
+
+func (s *State) countPrefix(p []byte) uint64 {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	if err != nil {
+		return 0
+	}
+	defer it.Close()
+	var n uint64
+	for it.First(); it.Valid(); it.Next() {
+		n++
+	}
+	return n
+}
+
+func (s *State) get(k []byte) ([]byte, bool, error) {
+	v, closer, err := s.db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	out := append([]byte(nil), v...)
+	closer.Close()
+	return out, true, nil
+}
+
+// installKey adds kr to the in-memory view; caller holds mu.
+func (s *State) installKey(kr *keyRecord) error {
+	if len(kr.Public) != ed25519.PublicKeySize {
+		return fmt.Errorf("issuer: key %d: bad public key size", kr.ID)
+	}
+	s.keys[kr.ID] = kr
+	if kr.State == keyActive {
+		priv, err := s.kek.open(kr.ID, kr.Sealed)
+		if err != nil {
+			return err
+		}
+		if !priv.Public().(ed25519.PublicKey).Equal(ed25519.PublicKey(kr.Public)) {
+			return fmt.Errorf("%w: key %d: sealed private key does not match public key", ErrBadKEK, kr.ID)
+		}
+		if s.active == nil || kr.ID > s.active.id {
+			s.active = &signingKey{id: kr.ID, priv: priv}
+		}
+	}
+	return nil
+}
+
+// Apply implements cluster.FSM. It is deterministic: the same commands in
+// the same order give the same state on every node.
+func (s *State) Apply(index uint64, cmd []byte) any {
+	return s.ApplyBatch([]cluster.Entry{{Index: index, Cmd: cmd}})[0]
+}
+
+// ApplyBatch implements cluster.BatchFSM: the entries of one raft batch
+// are written in one synced pebble batch together with the applied index.
+func (s *State) ApplyBatch(entries []cluster.Entry) []any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]any, len(entries))
+	b := s.db.NewBatch()
+	defer b.Close()
+	last := s.applied
+	for i, e := range entries {
+		if e.Index <= s.applied {
+			// Already applied before a restart: raft replays the log tail.
+			out[i] = applyResult{}
+			continue
+		}
+		out[i] = s.applyOne(b, e.Cmd)
+		last = e.Index
+	}
+	if last == s.applied {
+		return out
+	}
+	var idx [8]byte
+	binary.BigEndian.PutUint64(idx[:], last)
+	b.Set(kApplied, idx[:], nil)
+	if err := b.Commit(pebble.Sync); err != nil {
+		// The disk failed under the state machine; continuing would let
+		// this node diverge from the log. Stop the process.
+		panic(fmt.Sprintf("issuer: state commit failed at index %d: %v", last, err))
+	}
+	s.applied = last
+	return out
+}
+
+func (s *State) applyOne(b *pebble.Batch, raw []byte) applyResult {
+	c, err := decodeCommand(raw)
+	if err != nil {
+		return applyResult{err: err}
+	}
+	switch c.Type {
+	case cmdKeyAdd:
+		kr := c.Key
+		if _, dup := s.keys[kr.ID]; dup {
+			return applyResult{err: fmt.Errorf("%w: key %d exists", ErrBadCommand, kr.ID)}
+		}
+		if err := s.installKey(kr); err != nil {
+			return applyResult{err: err}
+		}
+		v, _ := json.Marshal(kr)
+		b.Set(keyKey(kr.ID), v, nil)
+		return applyResult{}
+	case cmdPolicySet:
+		pr := c.Policy
+		p, err := policy.Parse(pr.Source)
+		if err != nil {
+			return applyResult{err: err}
+		}
+		if p.Version() != pr.Version {
+			return applyResult{err: fmt.Errorf("%w: policy version mismatch", ErrBadCommand)}
+		}
+		v, _ := json.Marshal(pr)
+		b.Set(append(append([]byte{}, kPolPrefix...), pr.Version...), v, nil)
+		b.Set(kPolCur, []byte(pr.Version), nil)
+		s.polCount++
+		b.Set(binary.BigEndian.AppendUint64(append([]byte{}, kPolSeq...), s.polCount), []byte(pr.Version), nil)
+		s.pol, s.polRec = p, pr
+		return applyResult{}
+	case cmdAuditAppend:
+		seqs := make([]uint64, 0, len(c.Audit))
+		for _, r := range c.Audit {
+			r.Seq = s.auditSeq + 1
+			r.Prev = s.auditHash
+			h, err := chainHash(r.Prev, r)
+			if err != nil {
+				return applyResult{err: err}
+			}
+			r.Hash = h
+			v, _ := json.Marshal(r)
+			b.Set(auditKey(r.Seq), v, nil)
+			s.auditSeq, s.auditHash = r.Seq, h
+			seqs = append(seqs, r.Seq)
+		}
+		v, _ := json.Marshal(auditHead{Seq: s.auditSeq, Hash: s.auditHash})
+		b.Set(kAudHead, v, nil)
+		return applyResult{seqs: seqs}
+	}
+	return applyResult{err: fmt.Errorf("%w: unhandled type %q", ErrBadCommand, c.Type)}
+}
+
+func keyKey(id uint32) []byte {
+	return binary.BigEndian.AppendUint32(append([]byte{}, kKeyPrefix...), id)
+}
+func auditKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(append([]byte{}, kAudPrefix...), seq)
+}
+
+func prefixEnd(p []byte) []byte {
+	e := append([]byte{}, p...)
+	for i := len(e) - 1; i >= 0; i-- {
+		if e[i] < 0xff {
+			e[i]++
+			return e[:i+1]
+		}
+	}
+	return kEnd
+}
+
+// ActiveKey returns the current signing key.
+func (s *State) ActiveKey() (id uint32, priv ed25519.PrivateKey, err error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.active == nil {
+		return 0, nil, ErrNoKey
+	}
+	return s.active.id, s.active.priv, nil
+}
+
+// PublicKeys returns every published root key, sorted by id.
+func (s *State) PublicKeys() []PublicKey {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]PublicKey, 0, len(s.keys))
+	for _, k := range s.keys {
+		out = append(out, PublicKey{ID: k.ID, Public: ed25519.PublicKey(k.Public), State: k.State, CreatedAt: k.CreatedAt})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// PublicKey is a root key as published to verifiers.
+type PublicKey struct {
+	ID        uint32
+	Public    ed25519.PublicKey
+	State     string
+	CreatedAt time.Time
+}
+
+// Policy returns the current issuance policy and its record, or ErrNoPolicy.
+func (s *State) Policy() (*policy.Policy, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.pol == nil {
+		return nil, ErrNoPolicy
+	}
+	return s.pol, nil
+}
+
+// PolicySource returns the YAML source of the current policy.
+func (s *State) PolicySource() (version string, source []byte, err error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.polRec == nil {
+		return "", nil, ErrNoPolicy
+	}
+	return s.polRec.Version, s.polRec.Source, nil
+}
+
+// AuditHead returns the sequence number and hash of the newest record.
+func (s *State) AuditHead() (seq uint64, hash string) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.auditSeq, s.auditHash
+}
+
+// Applied returns the last applied raft index.
+func (s *State) Applied() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.applied
+}
+
+// AuditRecords returns up to limit records starting at seq from (≥ 1).
+func (s *State) AuditRecords(from uint64, limit int) ([]AuditRecord, error) {
+	if from == 0 {
+		from = 1
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: auditKey(from), UpperBound: prefixEnd(kAudPrefix)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []AuditRecord
+	for it.First(); it.Valid() && len(out) < limit; it.Next() {
+		var r AuditRecord
+		if err := json.Unmarshal(it.Value(), &r); err != nil {
+			return nil, fmt.Errorf("%w: record at %x: %v", ErrAuditChain, it.Key(), err)
+		}
+		out = append(out, r)
+	}
+	return out, it.Error()
+}
+
+// snapshotMagic starts every state snapshot.
+const snapshotMagic = "writ-state-snapshot-v1\n"
+
+// Snapshot implements cluster.FSM: a pebble snapshot streamed as
+// length-prefixed key/value pairs followed by a SHA-256 of the stream.
+func (s *State) Snapshot() (cluster.Snapshot, error) {
+	return &stateSnapshot{snap: s.db.NewSnapshot()}, nil
+}
+
+type stateSnapshot struct{ snap *pebble.Snapshot }
+
+func (ss *stateSnapshot) WriteTo(w io.Writer) (int64, error) {
+	h := sha256.New()
+	cw := &countWriter{w: io.MultiWriter(w, h)}
+	bw := bufio.NewWriter(cw)
+	bw.WriteString(snapshotMagic)
+	it, err := ss.snap.NewIter(&pebble.IterOptions{})
+	if err != nil {
+		return 0, err
+	}
+	var lb [binary.MaxVarintLen64]byte
+	for it.First(); it.Valid(); it.Next() {
+		k, v := it.Key(), it.Value()
+		bw.Write(lb[:binary.PutUvarint(lb[:], uint64(len(k))+1)])
+		bw.Write(k)
+		bw.Write(lb[:binary.PutUvarint(lb[:], uint64(len(v)))])
+		bw.Write(v)
+	}
+	if err := it.Close(); err != nil {
+		return cw.n, err
+	}
+	bw.WriteByte(0) // end marker: key length 0
+	if err := bw.Flush(); err != nil {
+		return cw.n, err
+	}
+	n, err := w.Write(h.Sum(nil))
+	return cw.n + int64(n), err
+}
+
+func (ss *stateSnapshot) Release() { ss.snap.Close() }
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// maxSnapshotValue bounds one value in a snapshot stream.
+const maxSnapshotValue = 64 << 20
+
+// Restore implements cluster.FSM: it replaces all state with the
+// snapshot's, atomically, after checking the stream's checksum.
+func (s *State) Restore(r io.Reader) error {
+	h := sha256.New()
+	raw := bufio.NewReader(r)
+	br := &hashReader{r: raw, h: h}
+	magic := make([]byte, len(snapshotMagic))
+	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != snapshotMagic {
+		return fmt.Errorf("issuer: restore: not a state snapshot")
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	b.DeleteRange([]byte{}, kEnd, nil)
+	for {
+		kl, err := binary.ReadUvarint(br)
+		if err != nil {
+			return fmt.Errorf("issuer: restore: %w", err)
+		}
+		if kl == 0 {
+			break
+		}
+		k, err := readN(br, kl-1)
+		if err != nil {
+			return err
+		}
+		vl, err := binary.ReadUvarint(br)
+		if err != nil {
+			return fmt.Errorf("issuer: restore: %w", err)
+		}
+		v, err := readN(br, vl)
+		if err != nil {
+			return err
+		}
+		b.Set(k, v, nil)
+	}
+	sum := h.Sum(nil)
+	got := make([]byte, sha256.Size)
+	if _, err := io.ReadFull(raw, got); err != nil || string(got) != string(sum) {
+		return fmt.Errorf("issuer: restore: checksum mismatch")
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("issuer: restore: %w", err)
+	}
+	return s.load()
+}
+
+func readN(r io.Reader, n uint64) ([]byte, error) {
+	if n > maxSnapshotValue {
+		return nil, fmt.Errorf("issuer: restore: entry of %d bytes exceeds %d", n, maxSnapshotValue)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, fmt.Errorf("issuer: restore: %w", err)
+	}
+	return b, nil
+}
+
+// hashReader hashes exactly the bytes its reader hands out.
+type hashReader struct {
+	r *bufio.Reader
+	h hash.Hash
+}
+
+func (hr *hashReader) Read(p []byte) (int, error) {
+	n, err := hr.r.Read(p)
+	hr.h.Write(p[:n])
+	return n, err
+}
+
+func (hr *hashReader) ReadByte() (byte, error) {
+	c, err := hr.r.ReadByte()
+	if err == nil {
+		hr.h.Write([]byte{c})
+	}
+	return c, err
+}

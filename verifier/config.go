@@ -1,0 +1,71 @@
+package verifier
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Config configures a Verifier. Start from DefaultConfig and set Keys.
+type Config struct {
+	// Keys supplies the root public keys. Required.
+	Keys KeySource
+	// Revocations answers whether a block or token id is revoked; nil
+	// means nothing is revoked.
+	Revocations RevocationSource
+	// Now is the clock the ambient time and local_time facts come from.
+	// Required; DefaultConfig sets time.Now.
+	Now func() time.Time
+	// Limits bound tokens and requests (token.md §8).
+	Limits Limits
+	// Service is this service's SPIFFE ID, the service fact of requests
+	// that do not name one. Empty means no default: tokens restricted to
+	// services are then denied unless the request names one.
+	Service string
+	// CacheSize is the number of decoded, signature-verified tokens kept
+	// (keyed by the SHA-256 of their bytes); 0 disables the cache.
+	CacheSize int
+	// Logger receives debug records of decisions (reason, token id, never
+	// the token). nil discards.
+	Logger *slog.Logger
+}
+
+// DefaultCacheSize is the CacheSize of DefaultConfig.
+const DefaultCacheSize = 10000
+
+// maxCacheSize bounds Config.CacheSize (each entry holds one decoded
+// token, a few KiB at most).
+const maxCacheSize = 1 << 22
+
+// DefaultConfig returns a Config with the default limits, the wall clock,
+// a cache of DefaultCacheSize tokens and no keys.
+func DefaultConfig() Config {
+	return Config{
+		Now:       time.Now,
+		Limits:    DefaultLimits(),
+		CacheSize: DefaultCacheSize,
+	}
+}
+
+// Validate reports the first problem of c: missing Keys or Now, limits
+// out of range, CacheSize outside 0 to 4194304, or a Service that is not
+// a spiffe:// URI. Errors wrap ErrInvalidConfig.
+func (c Config) Validate() error {
+	if c.Keys == nil {
+		return fmt.Errorf("%w: Keys is required", ErrInvalidConfig)
+	}
+	if c.Now == nil {
+		return fmt.Errorf("%w: Now is required (use time.Now)", ErrInvalidConfig)
+	}
+	if err := c.Limits.Validate(); err != nil {
+		return err
+	}
+	if c.CacheSize < 0 || c.CacheSize > maxCacheSize {
+		return fmt.Errorf("%w: CacheSize is %d, want 0 (no cache) to %d", ErrInvalidConfig, c.CacheSize, maxCacheSize)
+	}
+	if c.Service != "" && !strings.HasPrefix(c.Service, "spiffe://") {
+		return fmt.Errorf("%w: Service %q is not a SPIFFE ID (spiffe://…)", ErrInvalidConfig, c.Service)
+	}
+	return nil
+}

@@ -1,0 +1,46 @@
+package verifier
+
+import (
+	"errors"
+
+	"github.com/writ-dev/writ/spec"
+)
+
+// Errors Inspect returns, and the classes of refusal behind the reasons
+// of Decision (Authorize itself returns a Decision, never an error). Every
+// error of this package wraps at most one of them; compare with errors.Is.
+var (
+	// ErrMalformed: not a decodable Biscuit v3 writ token (reason
+	// malformed).
+	ErrMalformed = errors.New("verifier: malformed token")
+	// ErrLimitsExceeded: outside a Limits bound (reason limits_exceeded).
+	ErrLimitsExceeded = errors.New("verifier: token exceeds a limit")
+	// ErrUnsupported: a feature outside writ v1 (reason unsupported).
+	ErrUnsupported = errors.New("verifier: unsupported token feature")
+	// ErrUnknownKey: no known root key for the token (reason unknown_key).
+	ErrUnknownKey = errors.New("verifier: unknown root key")
+	// ErrBadSignature: a block signature or the proof does not verify
+	// (reason bad_signature).
+	ErrBadSignature = errors.New("verifier: bad signature")
+	// ErrInvalidConfig is wrapped by the errors of Config.Validate,
+	// Limits.Validate and New.
+	ErrInvalidConfig = errors.New("verifier: invalid config")
+)
+
+// reasonOf maps an error of the decode, compile and signature steps to
+// its reason code. An error wrapping none of the sentinels is a bug; it
+// denies as malformed (fail closed).
+func reasonOf(err error) string {
+	switch {
+	case errors.Is(err, ErrLimitsExceeded):
+		return spec.ReasonLimitsExceeded
+	case errors.Is(err, ErrUnsupported):
+		return spec.ReasonUnsupported
+	case errors.Is(err, ErrUnknownKey):
+		return spec.ReasonUnknownKey
+	case errors.Is(err, ErrBadSignature):
+		return spec.ReasonBadSignature
+	default:
+		return spec.ReasonMalformed
+	}
+}

@@ -1,0 +1,128 @@
+package verifier
+
+import (
+	"fmt"
+)
+
+// Limits bound what the verifier accepts from a token and from a request
+// (token.md §8). Every limit is checked on the decoded structure before any
+// evaluation; a token outside one is refused with reason limits_exceeded.
+// With the defaults, evaluating any accepted token costs at most
+// MaxEvalSteps join steps, whatever its content.
+//
+// Start from DefaultLimits and change what you need; Validate reports a
+// zero or out-of-range field.
+type Limits struct {
+	// MaxTokenBytes bounds the raw protobuf token.
+	MaxTokenBytes int `json:"max_token_bytes"`
+	// MaxBlocks bounds the blocks of a token, authority included.
+	MaxBlocks int `json:"max_blocks"`
+	// MaxSymbolsPerBlock bounds the symbol table of each block.
+	MaxSymbolsPerBlock int `json:"max_symbols_per_block"`
+	// MaxAuthorityFacts bounds the facts of the authority block. It also
+	// bounds the facts and rules decoded from any other block (which are
+	// then refused as unsupported).
+	MaxAuthorityFacts int `json:"max_authority_facts"`
+	// MaxChecksPerBlock bounds the checks of each block.
+	MaxChecksPerBlock int `json:"max_checks_per_block"`
+	// MaxQueriesPerCheck bounds the "or" alternatives of a check.
+	MaxQueriesPerCheck int `json:"max_queries_per_check"`
+	// MaxPredicatesPerQuery bounds the body predicates of a query.
+	MaxPredicatesPerQuery int `json:"max_predicates_per_query"`
+	// MaxTermsPerPredicate bounds the terms of any predicate (fact, head,
+	// body).
+	MaxTermsPerPredicate int `json:"max_terms_per_predicate"`
+	// MaxOpsPerQuery bounds the expression operations of a query, summed
+	// over its expressions.
+	MaxOpsPerQuery int `json:"max_ops_per_query"`
+	// MaxStackDepth bounds the stack an expression needs.
+	MaxStackDepth int `json:"max_stack_depth"`
+	// MaxSetElements bounds every set in a token and the request's Fields.
+	MaxSetElements int `json:"max_set_elements"`
+	// MaxStringBytes bounds every symbol (strings, names) and byte string.
+	MaxStringBytes int `json:"max_string_bytes"`
+	// MaxJoinProduct bounds, for each query, the product over its body
+	// predicates of the number of facts that can match the predicate.
+	MaxJoinProduct int `json:"max_join_product"`
+	// MaxEvalSteps bounds the whole token: the sum over all queries of
+	// join product × (1 + expression ops).
+	MaxEvalSteps int `json:"max_eval_steps"`
+	// MaxTimeZones bounds the distinct IANA zones named by local_time
+	// predicates in a token.
+	MaxTimeZones int `json:"max_time_zones"`
+	// MaxAttributes bounds Request.Attributes.
+	MaxAttributes int `json:"max_attributes"`
+	// MaxRootKeys bounds the root keys tried for a token without rootKeyId.
+	MaxRootKeys int `json:"max_root_keys"`
+}
+
+// DefaultLimits returns the limits of token.md §8.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxTokenBytes:         16 << 10,
+		MaxBlocks:             16,
+		MaxSymbolsPerBlock:    256,
+		MaxAuthorityFacts:     128,
+		MaxChecksPerBlock:     32,
+		MaxQueriesPerCheck:    8,
+		MaxPredicatesPerQuery: 4,
+		MaxTermsPerPredicate:  8,
+		MaxOpsPerQuery:        64,
+		MaxStackDepth:         16,
+		MaxSetElements:        64,
+		MaxStringBytes:        1024,
+		MaxJoinProduct:        4096,
+		MaxEvalSteps:          65536,
+		MaxTimeZones:          4,
+		MaxAttributes:         32,
+		MaxRootKeys:           8,
+	}
+}
+
+// Hard ceilings Limits.Validate enforces. They keep every product the
+// verifier computes far from integer overflow and every decode bounded.
+const (
+	ceilTokenBytes  = 1 << 20
+	ceilCount       = 1 << 16 // blocks, symbols, facts, checks, …
+	ceilJoinProduct = 1 << 24
+	ceilEvalSteps   = 1 << 28
+)
+
+// protoRecursionLimit bounds protobuf message nesting. The deepest v3.0
+// path (Block, CheckV2, RuleV2, ExpressionV2, Op, TermV2, TermSet, TermV2)
+// is 8 levels; anything deeper is not a token.
+const protoRecursionLimit = 12
+
+// Validate reports the first limit that is not within 1 and its ceiling.
+// The error wraps ErrInvalidConfig.
+func (l Limits) Validate() error {
+	fields := []struct {
+		name string
+		v    int
+		ceil int
+	}{
+		{"MaxTokenBytes", l.MaxTokenBytes, ceilTokenBytes},
+		{"MaxBlocks", l.MaxBlocks, ceilCount},
+		{"MaxSymbolsPerBlock", l.MaxSymbolsPerBlock, ceilCount},
+		{"MaxAuthorityFacts", l.MaxAuthorityFacts, ceilCount},
+		{"MaxChecksPerBlock", l.MaxChecksPerBlock, ceilCount},
+		{"MaxQueriesPerCheck", l.MaxQueriesPerCheck, ceilCount},
+		{"MaxPredicatesPerQuery", l.MaxPredicatesPerQuery, 64},
+		{"MaxTermsPerPredicate", l.MaxTermsPerPredicate, 64},
+		{"MaxOpsPerQuery", l.MaxOpsPerQuery, ceilCount},
+		{"MaxStackDepth", l.MaxStackDepth, 1024},
+		{"MaxSetElements", l.MaxSetElements, ceilCount},
+		{"MaxStringBytes", l.MaxStringBytes, ceilTokenBytes},
+		{"MaxJoinProduct", l.MaxJoinProduct, ceilJoinProduct},
+		{"MaxEvalSteps", l.MaxEvalSteps, ceilEvalSteps},
+		{"MaxTimeZones", l.MaxTimeZones, 64},
+		{"MaxAttributes", l.MaxAttributes, ceilCount},
+		{"MaxRootKeys", l.MaxRootKeys, 1024},
+	}
+	for _, f := range fields {
+		if f.v < 1 || f.v > f.ceil {
+			return fmt.Errorf("%w: Limits.%s is %d, want 1 to %d", ErrInvalidConfig, f.name, f.v, f.ceil)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,253 @@
+package verifier
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/writ-dev/writ/spec"
+)
+
+// Verifier authorizes requests carrying writ tokens, offline. It is safe
+// for concurrent use; create one per service with New and share it.
+type Verifier struct {
+	keys    KeySource
+	revs    RevocationSource
+	now     func() time.Time
+	lim     Limits
+	service string
+	log     *slog.Logger
+	cache   *tokenCache // nil: no cache
+	pool    sync.Pool   // *evalCtx
+}
+
+// New returns a Verifier for cfg. It returns an error wrapping
+// ErrInvalidConfig when cfg.Validate fails. The Verifier keeps cfg's
+// KeySource and RevocationSource and calls them on every Authorize.
+func New(cfg Config) (*Verifier, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	v := &Verifier{
+		keys:    cfg.Keys,
+		revs:    cfg.Revocations,
+		now:     cfg.Now,
+		lim:     cfg.Limits,
+		service: cfg.Service,
+		log:     cfg.Logger,
+	}
+	if v.log == nil {
+		v.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.CacheSize > 0 {
+		v.cache = newTokenCache(cfg.CacheSize)
+	}
+	lim := &v.lim
+	v.pool.New = func() any { return newEvalCtx(lim) }
+	return v, nil
+}
+
+// Authorize decides whether token (the raw protobuf bytes; see DecodeToken
+// for the base64url form) allows req. It never returns an error and never
+// panics on input: every refusal is a denial Decision with the reason of
+// token.md §7, in this order, the first failure winning:
+//
+//  1. the request: empty Resource or Operation, negative Records →
+//     malformed; more Attributes than MaxAttributes or more Fields than
+//     MaxSetElements → limits_exceeded;
+//  2. the token's structure and limits (malformed, limits_exceeded,
+//     unsupported), all checked before anything is evaluated;
+//  3. the root key (unknown_key) and the signature chain and proof
+//     (bad_signature);
+//  4. revocation of any block's id or of the token id (revoked);
+//  5. every check of every block, all evaluated, every failure listed in
+//     FailedChecks, the reason being that of the most significant one
+//     (expired, presenter_mismatch, service_mismatch, outside_time_window,
+//     constraint_violated, check_failed, in that order);
+//  6. the allow policy (not_granted, with MissingRight).
+//
+// Steps 2 and 3 run once per distinct token: their result is cached by the
+// SHA-256 of the bytes (Config.CacheSize) and reused while the root key
+// that verified the token is still in the KeySource. Revocation, the
+// clock and every check are evaluated on every call.
+//
+// An allowed decision carries Constraints the service must apply when it
+// passed Records 0 or no Fields. A token whose record limit is below 1 is
+// denied constraint_violated when req.Records is 0, since Constraints
+// cannot express "no records".
+//
+// ctx is used for logging only: Authorize does no I/O besides the
+// KeySource and RevocationSource calls, and its work is bounded by Limits.
+func (v *Verifier) Authorize(ctx context.Context, token []byte, req Request) Decision {
+	d := v.authorize(token, &req)
+	if v.log.Enabled(ctx, slog.LevelDebug) {
+		v.log.LogAttrs(ctx, slog.LevelDebug, "authorize",
+			slog.String("reason", d.Reason),
+			slog.String("token_id", d.TokenID),
+			slog.Int("blocks", d.Blocks),
+			slog.String("resource", req.Resource),
+			slog.String("operation", req.Operation))
+	}
+	return d
+}
+
+func deny(reason, msg string) Decision {
+	return Decision{Reason: reason, Message: msg}
+}
+
+func denyErr(err error) Decision {
+	return Decision{Reason: reasonOf(err), Message: err.Error()}
+}
+
+func (v *Verifier) authorize(token []byte, req *Request) Decision {
+	switch {
+	case req.Resource == "":
+		return deny(spec.ReasonMalformed, "request: empty resource")
+	case req.Operation == "":
+		return deny(spec.ReasonMalformed, "request: empty operation")
+	case req.Records < 0:
+		return deny(spec.ReasonMalformed, "request: negative records")
+	case len(req.Attributes) > v.lim.MaxAttributes:
+		return deny(spec.ReasonLimitsExceeded, fmt.Sprintf("request: %d attributes, limit %d", len(req.Attributes), v.lim.MaxAttributes))
+	case len(req.Fields) > v.lim.MaxSetElements:
+		return deny(spec.ReasonLimitsExceeded, fmt.Sprintf("request: %d fields, limit %d", len(req.Fields), v.lim.MaxSetElements))
+	}
+	if len(token) > v.lim.MaxTokenBytes {
+		return deny(spec.ReasonLimitsExceeded, fmt.Sprintf("token is %d bytes, limit %d", len(token), v.lim.MaxTokenBytes))
+	}
+	c, err := v.load(token)
+	if err != nil {
+		return denyErr(err)
+	}
+	return v.evaluate(c, req)
+}
+
+// load returns the compiled, verified token, from the cache or by
+// decoding, compiling and verifying it.
+func (v *Verifier) load(token []byte) (*compiled, error) {
+	var key [32]byte
+	if v.cache != nil {
+		key = sha256.Sum256(token)
+		if c := v.cache.get(&key); c != nil {
+			// The key that verified the token must still be trusted.
+			if k, ok := v.keys.RootKey(c.rootKeyID); ok && string(k.Public) == string(c.rootPub[:]) {
+				return c, nil
+			}
+			v.cache.remove(&key)
+		}
+	}
+	t, err := decodeToken(token, &v.lim)
+	if err != nil {
+		return nil, err
+	}
+	c, err := compile(t, &v.lim)
+	if err != nil {
+		return nil, err
+	}
+	buf := chainBuffer(t)
+	root, buf, err := selectRootKey(t, v.keys, &v.lim, buf)
+	if err != nil {
+		return nil, err
+	}
+	if err := verifyChain(t, buf); err != nil {
+		return nil, err
+	}
+	c.rootKeyID = root.ID
+	copy(c.rootPub[:], root.Public)
+	if v.cache != nil {
+		v.cache.put(&key, c)
+	}
+	return c, nil
+}
+
+// evaluate runs steps 4 to 6 of Authorize on a verified token.
+func (v *Verifier) evaluate(c *compiled, req *Request) Decision {
+	d := Decision{
+		TokenID:   c.tokenID,
+		Agent:     c.agent,
+		Issuer:    c.issuer,
+		RootKeyID: c.rootKeyID,
+		Blocks:    c.blocks,
+	}
+	if c.hasMaxRecords {
+		d.Constraints.MaxRecords = int(max(c.maxRecords, 0))
+	}
+	if c.hasFields {
+		d.Constraints.Fields = append(make([]string, 0, len(c.fields)), c.fields...)
+	}
+	if v.revs != nil {
+		for i, id := range c.revIDs {
+			if v.revs.Revoked(id) {
+				d.Reason = spec.ReasonRevoked
+				d.Message = fmt.Sprintf("block %d is revoked (revocation id %s)", i, id)
+				return d
+			}
+		}
+		if v.revs.Revoked(c.tokenID) {
+			d.Reason = spec.ReasonRevoked
+			d.Message = "token id " + c.tokenID + " is revoked"
+			return d
+		}
+	}
+
+	service := req.Service
+	if service == "" {
+		service = v.service
+	}
+	e := v.pool.Get().(*evalCtx)
+	e.setAmbient(c, v.now().Unix(), req, service)
+	best := len(reasonRank)
+	for i := range c.checks {
+		ch := &c.checks[i]
+		if e.runCheck(ch) {
+			continue
+		}
+		d.FailedChecks = append(d.FailedChecks, FailedCheck{Block: ch.block, Check: ch.text, Reason: ch.reason})
+		if r := rankOf(ch.reason); r < best {
+			best = r
+		}
+	}
+	v.pool.Put(e)
+
+	if len(d.FailedChecks) > 0 {
+		d.Reason = reasonRank[best]
+		d.Message = fmt.Sprintf("%d check(s) failed; first: block %d: %s", len(d.FailedChecks), d.FailedChecks[0].Block, d.FailedChecks[0].Check)
+		return d
+	}
+	if !c.granted(req.Resource, req.Operation) {
+		d.Reason = spec.ReasonNotGranted
+		d.MissingRight = &spec.Right{Resource: req.Resource, Operation: req.Operation}
+		d.Message = "no right covers " + req.Operation + " on " + req.Resource
+		return d
+	}
+	if c.hasMaxRecords && c.maxRecords < 1 && req.Records == 0 {
+		d.Reason = spec.ReasonConstraintViolated
+		d.Message = "the token allows no records"
+		return d
+	}
+	d.Allowed = true
+	d.Reason = spec.ReasonAllowed
+	return d
+}
+
+// reasonRank orders the reasons of failed checks (token.md §7).
+var reasonRank = []string{
+	spec.ReasonExpired,
+	spec.ReasonPresenterMismatch,
+	spec.ReasonServiceMismatch,
+	spec.ReasonOutsideTimeWindow,
+	spec.ReasonConstraintViolated,
+	spec.ReasonCheckFailed,
+}
+
+func rankOf(reason string) int {
+	for i, r := range reasonRank {
+		if r == reason {
+			return i
+		}
+	}
+	return len(reasonRank) - 1
+}
