@@ -46,7 +46,7 @@ var (
 
 // fixture is one real issuer node on 127.0.0.1 with real TLS and pebble on disk.
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	ca     *pki.CA
 	other  *pki.CA
 	dir    string
@@ -57,7 +57,7 @@ type fixture struct {
 	url    string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	now := time.Now()
 	ca, err := pki.NewCA(td, now, time.Hour)
@@ -198,7 +198,7 @@ func (f *fixture) mint(c *http.Client, body string) reply {
 	return r
 }
 
-func (f *fixture) keys(t *testing.T) *verifier.KeySet {
+func (f *fixture) keys(t testing.TB) *verifier.KeySet {
 	t.Helper()
 	r, err := f.do(f.client(nil), http.MethodGet, "/v1/keys", nil, nil)
 	if err != nil || r.status != 200 {

@@ -296,7 +296,7 @@ func (a *accumulator) add(r *rule) bool {
 	fields, fieldsSet := a.fields, a.fieldsSet
 	if r.fields != nil {
 		if fieldsSet {
-			if len(fields) == 0 {
+			if fields = intersect(fields, r.fields); len(fields) == 0 {
 				return false
 			}
 		} else {

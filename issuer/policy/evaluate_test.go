@@ -211,6 +211,8 @@ func TestMayDelegate(t *testing.T) {
 	}{
 		{"ok/listed-target", "spiffe://acme.example/agents/support", "spiffe://acme.example/agents/helper", rights(t, "crm/contacts:read"), true},
 		{"ok/narrower-right", "spiffe://acme.example/agents/tier2/bob", "spiffe://acme.example/agents/helper", rights(t, "crm/notes/7:read"), true},
+		{"fail/target-is-pattern-parent", "spiffe://acme.example/agents/support", "spiffe://acme.example/agents", rights(t, "crm/contacts:read"), false},
+		{"fail/target-sibling-name", "spiffe://acme.example/agents/support", "spiffe://acme.example/agentsx/helper", rights(t, "crm/contacts:read"), false},
 		{"fail/target-not-listed", "spiffe://acme.example/agents/support", "spiffe://acme.example/services/crm", rights(t, "crm/contacts:read"), false},
 		{"fail/target-other-trust-domain", "spiffe://acme.example/agents/support", "spiffe://partner.example/agents/helper", rights(t, "crm/contacts:read"), false},
 		{"fail/rule-without-delegate-to", "spiffe://acme.example/agents/support", "spiffe://acme.example/agents/helper", rights(t, "crm/notes/1:write"), false},
