@@ -13,8 +13,10 @@
 // parser) with pooled buffers; the bytes equal those of biscuit-go's
 // builder for the same facts and checks. Checks are built by the
 // attenuation package, so a check reads the same in the authority block as
-// in an attenuation block. The package imports spec, attenuation,
-// biscuit-go and go-spiffe's spiffeid, and never raft or pebble.
+// in an attenuation block. Of writ, the package imports only spec and
+// attenuation; besides the standard library, only biscuit-go, protobuf's
+// wire encoder and go-spiffe's spiffeid; never raft or pebble (a test
+// holds it to that).
 //
 // Usage:
 //
