@@ -25,9 +25,9 @@ import (
 // because nothing is ever allowed.
 
 const (
-	propertyPairs       = 2500 // token pairs (original, attenuated)
-	requestsPerPair     = 4    // 10,000 cases
-	referenceCheckCases = 400  // cases also decided by biscuit-go
+	propertyPairs       = 1250 // token pairs (original, attenuated)
+	requestsPerPair     = 8    // 10,000 cases
+	referenceCheckCases = 200  // cases also decided by biscuit-go
 	propertySeed        = 0x5eed
 )
 

@@ -158,6 +158,13 @@ func TestMintFollowsSpecShape(t *testing.T) {
 			if s := b.String(); !strings.Contains(s, wantLine) {
 				t.Errorf("biscuit-go String() lacks %q:\n%s", wantLine, s)
 			}
+			// And on the checks, except string sets, which it prints as
+			// symbol numbers.
+			for _, c := range tc.wantChecks {
+				if !strings.Contains(c, `["`) && !strings.Contains(b.String(), c) {
+					t.Errorf("biscuit-go String() lacks %q", c)
+				}
+			}
 		})
 	}
 }
@@ -495,5 +502,39 @@ func TestMintFailsOnShortRandom(t *testing.T) {
 	c.TokenID = ""
 	if _, _, err := Mint(bytes.NewReader(make([]byte, 20)), testKey(t), c); err == nil {
 		t.Error("got nil error with 20 random bytes, want an error")
+	}
+}
+
+// Mint shares only immutable tables and a pool between calls.
+func TestMintConcurrent(t *testing.T) {
+	key := testKey(t)
+	want, _, err := Mint(bytes.NewReader(make([]byte, 32)), key, largeClaims())
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 4)
+	for g := range 4 {
+		go func() {
+			for i := range 20 {
+				c := fullClaims()
+				if (g+i)%2 == 0 {
+					c = largeClaims()
+				}
+				got, _, err := Mint(bytes.NewReader(make([]byte, 32)), key, c)
+				if err == nil && (g+i)%2 == 0 && !bytes.Equal(got, want) {
+					err = fmt.Errorf("goroutine %d mint %d: token differs from the sequential one", g, i)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }
