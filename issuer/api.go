@@ -239,11 +239,9 @@ func (is *Issuer) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	windows, err := flattenWindows(res.Windows)
-	if err != nil {
-		is.log.Error("mint failed", "caller", caller.String(), "err", err)
-		writeProblem(w, http.StatusInternalServerError, ProblemInternal, "cannot encode the policy's time windows", nil)
-		return
+	windows := make([][]spec.TimeWindow, len(res.Windows))
+	for i, ws := range res.Windows {
+		windows[i] = ws
 	}
 	claims := mint.Claims{
 		Issuer: is.id.String(), Agent: caller.String(), IssuedAt: now, Expiry: now.Add(min(ttl, res.TTL)),
@@ -273,20 +271,6 @@ func (is *Issuer) handleToken(w http.ResponseWriter, r *http.Request) {
 		Token: base64.URLEncoding.EncodeToString(token), TokenID: tokenID, ExpiresAt: claims.Expiry,
 		Granted: rightStrings(res.Granted), Denied: denied, PolicyVersion: pol.Version(), KeyID: keyID,
 	})
-}
-
-// flattenWindows turns the policy's window sets into token windows. A set
-// of several windows (any of them open) has no encoding yet: refuse rather
-// than drop a constraint.
-func flattenWindows(sets []policy.WindowSet) ([]spec.TimeWindow, error) {
-	var out []spec.TimeWindow
-	for _, s := range sets {
-		if len(s) != 1 {
-			return nil, errors.New("issuer: a rule with several time windows cannot be encoded")
-		}
-		out = append(out, s[0])
-	}
-	return out, nil
 }
 
 func rightStrings(rs []spec.Right) []string {

@@ -17,7 +17,8 @@ const (
 	// right is one authority fact.
 	MaxRights = MaxAuthorityFacts - fixedFacts
 
-	// MaxChecks bounds the checks of the authority block.
+	// MaxChecks bounds the checks of the authority block: the expiry, one
+	// per optional claim, and one per window set of Claims.Windows.
 	MaxChecks = 32
 
 	// MaxSymbols bounds the symbol table of the authority block.
@@ -26,6 +27,8 @@ const (
 	// MaxStringBytes bounds every string Claims put in the token.
 	MaxStringBytes = 1024
 
-	// MaxTimeZones bounds the distinct zones of Claims.Windows.
+	// MaxTimeZones bounds the distinct zones of all window sets of
+	// Claims.Windows together. The windows of one set are bounded by
+	// attenuation.MaxWindows (the queries of one check).
 	MaxTimeZones = 4
 )

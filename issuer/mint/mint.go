@@ -62,8 +62,12 @@ type Claims struct {
 	MaxRecords int
 	// Fields, when set, restricts the fields a request may read.
 	Fields []string
-	// Windows, when set, each add a time-window check: all must hold.
-	Windows []spec.TimeWindow
+	// Windows, when set, restrict use to recurring windows of local time.
+	// Each inner list is one check (attenuation.AnyWindow), satisfied when
+	// any of its windows is open; all lists must hold. An inner list holds
+	// 1 to attenuation.MaxWindows windows; all lists together name at most
+	// MaxTimeZones distinct zones. Checks keep the order of the lists.
+	Windows [][]spec.TimeWindow
 	// Services, when set, restricts the audience to these SPIFFE IDs.
 	Services []string
 }
@@ -71,7 +75,8 @@ type Claims struct {
 // Mint signs a token for c with key: the authority block of token.md §2
 // (facts writ_version, token_id, issuer, agent, issued_at, policy_version,
 // then one right or right_prefix per right; then the checks expiry,
-// presenter, records, fields, time windows, service, those that apply)
+// presenter, records, fields, one per window set, service, those that
+// apply)
 // and rootKeyId = key.ID. It returns the serialized token and its token id.
 //
 // rng supplies the token id when c.TokenID is empty and the seed of the
@@ -270,14 +275,22 @@ func validate(c Claims) (validated, error) {
 		rs = append(rs, attenuation.OnlyFields(c.Fields...))
 	}
 	var zones []string
-	for _, w := range c.Windows {
-		rs = append(rs, attenuation.Window(w))
-		if !slices.Contains(zones, w.Zone) {
-			zones = append(zones, w.Zone)
+	for _, set := range c.Windows {
+		for _, w := range set {
+			if !slices.Contains(zones, w.Zone) {
+				zones = append(zones, w.Zone)
+			}
 		}
 	}
 	if len(zones) > MaxTimeZones {
 		return validated{}, fmt.Errorf("%w: %d distinct time zones, at most %d", ErrLimitExceeded, len(zones), MaxTimeZones)
+	}
+	for i, set := range c.Windows {
+		r := attenuation.AnyWindow(set...)
+		if err := r.Err(); err != nil {
+			return validated{}, fmt.Errorf("%w: window set %d: %w", ErrBadClaims, i, err)
+		}
+		rs = append(rs, r)
 	}
 	if len(c.Services) > 0 {
 		rs = append(rs, attenuation.OnlyServices(c.Services...))

@@ -57,9 +57,25 @@ func fullClaims() Claims {
 		Presenters: []string{agentID},
 		MaxRecords: 100,
 		Fields:     []string{"name", "email"},
-		Windows:    []spec.TimeWindow{{Zone: "Europe/Paris", Days: []time.Weekday{5, 1, 2, 3, 4}, From: 540, To: 1080}},
+		Windows:    [][]spec.TimeWindow{{{Zone: "Europe/Paris", Days: []time.Weekday{5, 1, 2, 3, 4}, From: 540, To: 1080}}},
 		Services:   []string{crmID},
 	}
+}
+
+// windowSetsClaims has two window sets, the first of two windows in two
+// zones: (Mon–Fri 09:00–18:00 Paris or Sat 10:00–14:00 Tokyo) and every
+// day 00:00–16:00 UTC. It expires three days after issuedAt.
+func windowSetsClaims() Claims {
+	c := minimalClaims()
+	c.Expiry = issuedAt.Add(72 * time.Hour)
+	c.Windows = [][]spec.TimeWindow{
+		{
+			{Zone: "Europe/Paris", Days: []time.Weekday{1, 2, 3, 4, 5}, From: 540, To: 1080},
+			{Zone: "Asia/Tokyo", Days: []time.Weekday{time.Saturday}, From: 600, To: 840},
+		},
+		{{Zone: "UTC", From: 0, To: 960}},
+	}
+	return c
 }
 
 func minimalClaims() Claims {
@@ -102,6 +118,25 @@ func TestMintFollowsSpecShape(t *testing.T) {
 				`check if fields($f), ["email", "name"].contains($f)`,
 				`check if local_time("Europe/Paris", $d, $m), [1, 2, 3, 4, 5].contains($d), $m >= 540, $m < 1080`,
 				`check if service($s), ["spiffe://acme.example/svc/crm"].contains($s)`,
+			},
+		},
+		{
+			name:   "ok/window-sets",
+			claims: windowSetsClaims(),
+			wantFacts: []string{
+				`writ_version(1)`,
+				`token_id("5f0c0000000000000000000000000001")`,
+				`issuer("spiffe://acme.example/writ")`,
+				`agent("spiffe://acme.example/agents/support")`,
+				`issued_at(2026-11-27T10:00:00Z)`,
+				`policy_version("` + policyVer + `")`,
+				`right("crm/contacts", "read")`,
+			},
+			wantChecks: []string{
+				`check if time($t), $t <= 2026-11-30T10:00:00Z`,
+				`check if local_time("Europe/Paris", $d, $m), [1, 2, 3, 4, 5].contains($d), $m >= 540, $m < 1080` +
+					` or local_time("Asia/Tokyo", $d, $m), [6].contains($d), $m >= 600, $m < 840`,
+				`check if local_time("UTC", $d, $m), [0, 1, 2, 3, 4, 5, 6].contains($d), $m >= 0, $m < 960`,
 			},
 		},
 		{
@@ -289,6 +324,7 @@ func TestMintMatchesBiscuitGoBuilder(t *testing.T) {
 	for name, c := range map[string]Claims{
 		"ok/minimal":     minimalClaims(),
 		"ok/every-claim": fullClaims(),
+		"ok/window-sets": windowSetsClaims(),
 		"ok/large":       largeClaims(),
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -438,11 +474,29 @@ func TestMintRefusesBadInput(t *testing.T) {
 			[]error{ErrBadClaims}, "mint: bad claims: max records -1 is negative"},
 		{"fail/bad-presenter", func(c *Claims, k *Key) { c.Presenters = []string{"spiffe://acme.example/a/"} },
 			[]error{ErrBadClaims, attenuation.ErrBadRestriction}, `mint: bad claims: attenuation: bad restriction: BindPresenters: SPIFFE ID 0 "spiffe://acme.example/a/": path cannot have a trailing slash`},
-		{"fail/bad-window", func(c *Claims, k *Key) { c.Windows[0].To = 1441 },
-			[]error{ErrBadClaims, attenuation.ErrBadRestriction, spec.ErrBadWindow}, "mint: bad claims: attenuation: bad restriction: Window: spec: bad time window: want 0 <= from < to <= 1440, got 540..1441"},
+		{"fail/bad-window", func(c *Claims, k *Key) { c.Windows[0][0].To = 1441 },
+			[]error{ErrBadClaims, attenuation.ErrBadRestriction, spec.ErrBadWindow}, "mint: bad claims: window set 0: attenuation: bad restriction: AnyWindow: window 0: spec: bad time window: want 0 <= from < to <= 1440, got 540..1441"},
+		{"fail/bad-second-window-of-set", func(c *Claims, k *Key) {
+			c.Windows = append(c.Windows, []spec.TimeWindow{{Zone: "UTC", From: 0, To: 60}, {Zone: "Mars/Olympus", From: 0, To: 60}})
+		},
+			[]error{ErrBadClaims, attenuation.ErrBadRestriction, spec.ErrBadWindow}, `mint: bad claims: window set 1: attenuation: bad restriction: AnyWindow: window 1: spec: bad time window: zone "Mars/Olympus": unknown time zone Mars/Olympus`},
+		{"fail/empty-window-set", func(c *Claims, k *Key) { c.Windows = append(c.Windows, nil) },
+			[]error{ErrBadClaims, attenuation.ErrBadRestriction}, "mint: bad claims: window set 1: attenuation: bad restriction: AnyWindow: no windows"},
+		{"fail/too-many-windows-in-set", func(c *Claims, k *Key) {
+			var set []spec.TimeWindow
+			for i := range attenuation.MaxWindows + 1 {
+				set = append(set, spec.TimeWindow{Zone: "UTC", From: i, To: i + 1})
+			}
+			c.Windows = append(c.Windows, set)
+		}, []error{ErrBadClaims, attenuation.ErrBadRestriction}, "mint: bad claims: window set 1: attenuation: bad restriction: AnyWindow: 9 windows, at most 8"},
 		{"fail/too-many-zones", func(c *Claims, k *Key) {
 			for _, z := range []string{"UTC", "Asia/Tokyo", "America/New_York", "Europe/London"} {
-				c.Windows = append(c.Windows, spec.TimeWindow{Zone: z, From: 0, To: 1440})
+				c.Windows = append(c.Windows, []spec.TimeWindow{{Zone: z, From: 0, To: 1440}})
+			}
+		}, []error{ErrLimitExceeded}, "mint: limit exceeded: 5 distinct time zones, at most 4"},
+		{"fail/too-many-zones-in-one-set", func(c *Claims, k *Key) {
+			for _, z := range []string{"UTC", "Asia/Tokyo", "America/New_York", "Europe/London"} {
+				c.Windows[0] = append(c.Windows[0], spec.TimeWindow{Zone: z, From: 0, To: 1440})
 			}
 		}, []error{ErrLimitExceeded}, "mint: limit exceeded: 5 distinct time zones, at most 4"},
 		{"fail/too-many-checks", func(c *Claims, k *Key) {

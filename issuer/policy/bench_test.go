@@ -89,3 +89,27 @@ func BenchmarkParse1000Rules(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkParseWorstShape measures the slowest 1 MiB inputs found within
+// the YAML shape limits (limits.go): flow mappings of 32 keys and flow
+// collections nested 8 deep, repeated to fill the file.
+func BenchmarkParseWorstShape(b *testing.B) {
+	var keys []string
+	for i := 0; i < MaxKeysPerMapping; i++ {
+		keys = append(keys, fmt.Sprintf("k%d: 1", i))
+	}
+	for name, unit := range map[string]string{
+		"flow-maps-32-keys": "- {" + strings.Join(keys, ", ") + "}\n",
+		"flow-depth-8":      "- " + strings.Repeat("[", MaxFlowDepth) + "a" + strings.Repeat("]", MaxFlowDepth) + "\n",
+	} {
+		src := []byte("x:\n" + strings.Repeat(unit, (MaxPolicyBytes-8)/len(unit)))
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(src)))
+			for b.Loop() {
+				if _, err := Parse(src); err == nil {
+					b.Fatal("got no error, want one")
+				}
+			}
+		})
+	}
+}

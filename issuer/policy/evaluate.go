@@ -111,7 +111,8 @@ func (p *Policy) Evaluate(req Request) Result {
 		}
 		return res
 	}
-	sets := newBitsets(len(p.rules), 4)
+	var buf [4 * 4]uint64 // up to 256 rules without allocating
+	sets := newBitsets(len(p.rules), 4, buf[:])
 	subj, open, cover, chosen := sets[0], sets[1], sets[2], sets[3]
 	if !req.Subject.IsZero() {
 		p.matchSubject(req.Subject.String(), subj)
@@ -126,31 +127,24 @@ func (p *Policy) Evaluate(req Request) Result {
 		if slices.Contains(req.Rights[:i], q) {
 			continue
 		}
-		deny := func(reason string) {
-			d := Denial{Right: q, Reason: reason}
-			if reason == DenyRightNotAllowed || reason == DenyOutsideTimeWindow {
-				d.Alternatives = p.alternatives(q, open)
-			}
-			res.Denied = append(res.Denied, d)
-		}
 		if q.Validate() != nil {
-			deny(DenyBadRight)
+			res.Denied = append(res.Denied, Denial{Right: q, Reason: DenyBadRight})
 			continue
 		}
 		if subj.empty() {
-			deny(DenyNoMatchingRule)
+			res.Denied = append(res.Denied, Denial{Right: q, Reason: DenyNoMatchingRule})
 			continue
 		}
 		cover.clear()
 		p.matchRight(q, cover)
 		cover.and(subj)
 		if cover.empty() {
-			deny(DenyRightNotAllowed)
+			res.Denied = append(res.Denied, Denial{Right: q, Reason: DenyRightNotAllowed, Alternatives: p.alternatives(q, open)})
 			continue
 		}
 		cover.and(open)
 		if cover.empty() {
-			deny(DenyOutsideTimeWindow)
+			res.Denied = append(res.Denied, Denial{Right: q, Reason: DenyOutsideTimeWindow, Alternatives: p.alternatives(q, open)})
 			continue
 		}
 		// A rule already chosen grants it at no extra cost; otherwise the
@@ -163,8 +157,11 @@ func (p *Policy) Evaluate(req Request) Result {
 			}
 		}
 		if !granted {
-			deny(DenyConstraintConflict)
+			res.Denied = append(res.Denied, Denial{Right: q, Reason: DenyConstraintConflict})
 			continue
+		}
+		if res.Granted == nil {
+			res.Granted = make([]spec.Right, 0, len(req.Rights)-i)
 		}
 		res.Granted = append(res.Granted, q)
 	}
@@ -191,6 +188,7 @@ func (p *Policy) Evaluate(req Request) Result {
 		}
 		res.Windows = append(res.Windows, set)
 	}
+	res.Rules = make([]string, 0, acc.n)
 	for j := chosen.next(0); j >= 0; j = chosen.next(j + 1) {
 		res.Rules = append(res.Rules, p.rules[j].name)
 	}
@@ -230,7 +228,8 @@ func (p *Policy) MayDelegate(from, to spiffeid.ID, rights []spec.Right) bool {
 	if from.IsZero() || to.IsZero() || len(rights) == 0 || len(rights) > MaxRequestRights {
 		return false
 	}
-	sets := newBitsets(len(p.rules), 2)
+	var buf [2 * 4]uint64
+	sets := newBitsets(len(p.rules), 2, buf[:])
 	subj, cover := sets[0], sets[1]
 	p.matchSubject(from.String(), subj)
 	target := to.String()
@@ -344,7 +343,7 @@ func (a *accumulator) add(r *rule) bool {
 
 // intersect returns the common elements of two sorted lists, in a new slice.
 func intersect(a, b []string) []string {
-	out := []string{}
+	out := make([]string, 0, min(len(a), len(b)))
 	for i, j := 0, 0; i < len(a) && j < len(b); {
 		switch c := strings.Compare(a[i], b[j]); {
 		case c < 0:

@@ -447,3 +447,28 @@ func TestWindowContainsAgreesWithSpec(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentUse exercises the documented concurrency safety under -race.
+func TestConcurrentUse(t *testing.T) {
+	p := mustParse(t, evalPolicy)
+	req := Request{Subject: spiffeid.RequireFromString("spiffe://acme.example/agents/support"),
+		Rights: rights(t, "crm/contacts:read", "crm/notes/1:write", "crm/*:read"), Now: tuesday}
+	want := p.Evaluate(req)
+	done := make(chan Result)
+	for range 4 {
+		go func() {
+			var last Result
+			for range 200 {
+				last = p.Evaluate(req)
+				p.MayDelegate(req.Subject, spiffeid.RequireFromString("spiffe://acme.example/agents/x"), req.Rights[:1])
+				_ = p.Canonical()
+			}
+			done <- last
+		}()
+	}
+	for range 4 {
+		if got := <-done; !reflect.DeepEqual(got, want) {
+			t.Errorf("got %+v, want %+v", got, want)
+		}
+	}
+}

@@ -124,11 +124,15 @@ func (p *Policy) matchRight(q spec.Right, set bitset) {
 // bitset is a set of rule indexes.
 type bitset []uint64
 
-func newBitsets(n, count int) []bitset {
+// newBitsets returns count empty sets for n rules, carved from buf when
+// it is large enough (buf must be zeroed).
+func newBitsets(n, count int, buf []uint64) [4]bitset {
 	words := (n + 63) / 64
-	buf := make([]uint64, words*count)
-	out := make([]bitset, count)
-	for i := range out {
+	if len(buf) < words*count {
+		buf = make([]uint64, words*count)
+	}
+	var out [4]bitset
+	for i := range count {
 		out[i] = bitset(buf[i*words : (i+1)*words : (i+1)*words])
 	}
 	return out

@@ -98,3 +98,36 @@ func TestGoldenPoliciesValid(t *testing.T) {
 		})
 	}
 }
+
+// TestSpecDocInStep keeps spec/policy.md honest: its first example is
+// spec/testdata/policy/acme.yaml (which TestGoldenPoliciesValid parses),
+// and every error message it quotes is one the parse table produces.
+func TestSpecDocInStep(t *testing.T) {
+	doc, err := os.ReadFile("../../spec/policy.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	example, err := os.ReadFile("../../spec/testdata/policy/acme.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(doc, append(append([]byte("```yaml\n"), example...), "```"...)) {
+		t.Error("the first example of spec/policy.md differs from spec/testdata/policy/acme.yaml")
+	}
+	want := map[string]bool{}
+	for _, tc := range parseCases {
+		want[tc.wantErr] = true
+	}
+	n := 0
+	for _, line := range bytes.Split(doc, []byte("\n")) {
+		if s := string(line); bytes.HasPrefix(line, []byte("policy: ")) {
+			n++
+			if !want[s] {
+				t.Errorf("spec/policy.md quotes an error no table case produces: %s", s)
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("found no quoted errors in spec/policy.md")
+	}
+}
