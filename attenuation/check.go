@@ -66,28 +66,14 @@ func (r Restriction) Check(now time.Time) (biscuit.Check, error) {
 				biscuit.Value{Term: biscuit.Integer(r.n)},
 				biscuit.BinaryLessOrEqual,
 			}), nil
-	case kindWindow:
+	case kindWindow, kindAnyWindow:
 		// check if local_time(TZ, $d, $m), [DAYS].contains($d), $m >= FROM, $m < TO
-		days := make(biscuit.Set, len(r.window.Days))
-		for i, d := range r.window.Days {
-			days[i] = biscuit.Integer(d)
+		//       or local_time(TZ2, $d, $m), ... (one query per window)
+		qs := make([]biscuit.Rule, len(r.windows))
+		for i, w := range r.windows {
+			qs[i] = windowQuery(w)
 		}
-		return check(pred(spec.AmbientLocalTime, biscuit.String(r.window.Zone), biscuit.Variable(varDay), biscuit.Variable(varMinute)),
-			biscuit.Expression{
-				biscuit.Value{Term: days},
-				biscuit.Value{Term: biscuit.Variable(varDay)},
-				biscuit.BinaryContains,
-			},
-			biscuit.Expression{
-				biscuit.Value{Term: biscuit.Variable(varMinute)},
-				biscuit.Value{Term: biscuit.Integer(r.window.From)},
-				biscuit.BinaryGreaterOrEqual,
-			},
-			biscuit.Expression{
-				biscuit.Value{Term: biscuit.Variable(varMinute)},
-				biscuit.Value{Term: biscuit.Integer(r.window.To)},
-				biscuit.BinaryLessThan,
-			}), nil
+		return biscuit.Check{Queries: qs}, nil
 	}
 	return biscuit.Check{}, fmt.Errorf("%w: unknown kind %d", ErrBadRestriction, r.kind)
 }
@@ -111,6 +97,36 @@ func rightQuery(rt spec.Right) biscuit.Rule {
 			biscuit.Value{Term: biscuit.String(rt.Prefix())},
 			biscuit.BinaryPrefix,
 		}},
+	}
+}
+
+// windowQuery is one query of a Window or AnyWindow check:
+// local_time(TZ, $d, $m), [DAYS].contains($d), $m >= FROM, $m < TO.
+func windowQuery(w spec.TimeWindow) biscuit.Rule {
+	days := make(biscuit.Set, len(w.Days))
+	for i, d := range w.Days {
+		days[i] = biscuit.Integer(d)
+	}
+	return biscuit.Rule{
+		Head: biscuit.Predicate{Name: queryHead, IDs: []biscuit.Term{}},
+		Body: []biscuit.Predicate{pred(spec.AmbientLocalTime, biscuit.String(w.Zone), biscuit.Variable(varDay), biscuit.Variable(varMinute))},
+		Expressions: []biscuit.Expression{
+			{
+				biscuit.Value{Term: days},
+				biscuit.Value{Term: biscuit.Variable(varDay)},
+				biscuit.BinaryContains,
+			},
+			{
+				biscuit.Value{Term: biscuit.Variable(varMinute)},
+				biscuit.Value{Term: biscuit.Integer(w.From)},
+				biscuit.BinaryGreaterOrEqual,
+			},
+			{
+				biscuit.Value{Term: biscuit.Variable(varMinute)},
+				biscuit.Value{Term: biscuit.Integer(w.To)},
+				biscuit.BinaryLessThan,
+			},
+		},
 	}
 }
 

@@ -33,3 +33,21 @@ func ExampleRestricter_Restrict() {
 	// check if time($t), $t <= 2026-11-27T10:11:00Z;
 	// check if presenter($p), ["spiffe://acme.example/agents/summarizer"].contains($p);
 }
+
+func ExampleAnyWindow() {
+	token := baseToken(panicTB{}) // as received from the issuer
+
+	// Usable on weekdays 09:00–18:00 in Paris, or Saturday 10:00–14:00.
+	child, err := attenuation.Restrict(token, attenuation.AnyWindow(
+		spec.TimeWindow{Zone: "Europe/Paris", Days: []time.Weekday{1, 2, 3, 4, 5}, From: 9 * 60, To: 18 * 60},
+		spec.TimeWindow{Zone: "Europe/Paris", Days: []time.Weekday{time.Saturday}, From: 10 * 60, To: 14 * 60},
+	))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	blocks, _, _ := attenuationtest.Datalog(child)
+	fmt.Println(blocks[1].Checks[0] + ";")
+	// Output:
+	// check if local_time("Europe/Paris", $d, $m), [1, 2, 3, 4, 5].contains($d), $m >= 540, $m < 1080 or local_time("Europe/Paris", $d, $m), [6].contains($d), $m >= 600, $m < 840;
+}

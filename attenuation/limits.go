@@ -34,7 +34,13 @@ const (
 	// MaxStringBytes bounds every string a restriction puts in the token.
 	MaxStringBytes = 1024
 
-	// MaxTimeZones bounds the distinct time zones named by the Window
-	// restrictions of one Restrict call.
+	// MaxWindows bounds the windows of one AnyWindow restriction (after
+	// duplicates are dropped): each window is one query of the check, and
+	// a check holds at most 8 queries.
+	MaxWindows = 8
+
+	// MaxTimeZones bounds the distinct time zones a token names: those of
+	// one AnyWindow restriction, and those of the input token and of all
+	// Window and AnyWindow restrictions of one Restrict call together.
 	MaxTimeZones = 4
 )

@@ -233,26 +233,50 @@ func (g gen) restriction(target propRequest, now time.Time, near bool) (attenuat
 		}
 		return attenuation.MaxRecords(n), func(r propRequest) bool { return r.records <= n }
 	default:
-		w := spec.TimeWindow{Zone: g.pick(propZones)}
-		for d := time.Sunday; d <= time.Saturday; d++ {
-			if g.chance(0.6) {
-				w.Days = append(w.Days, d)
-			}
+		// One window, or (a third of the time) AnyWindow with two, of
+		// which a near restriction opens one at target.
+		ws := []spec.TimeWindow{g.window()}
+		if g.chance(1.0 / 3) {
+			ws = append(ws, g.window())
 		}
-		w.From = g.IntN(1440)
-		w.To = w.From + 1 + g.IntN(1440-w.From)
 		if near {
-			loc, _ := time.LoadLocation(w.Zone)
-			lt := target.at.In(loc)
-			if len(w.Days) > 0 && !slices.Contains(w.Days, lt.Weekday()) {
-				w.Days = append(w.Days, lt.Weekday())
-			}
-			m := lt.Hour()*60 + lt.Minute()
-			w.From = min(w.From, m)
-			w.To = max(w.To, m+1)
+			i := g.IntN(len(ws))
+			ws[i] = g.widen(ws[i], target.at)
 		}
-		return attenuation.Window(w), func(r propRequest) bool { return w.Contains(r.at) }
+		contains := func(r propRequest) bool {
+			return slices.ContainsFunc(ws, func(w spec.TimeWindow) bool { return w.Contains(r.at) })
+		}
+		if len(ws) == 1 {
+			return attenuation.Window(ws[0]), contains
+		}
+		return attenuation.AnyWindow(ws...), contains
 	}
+}
+
+// window returns a random time window in one of propZones.
+func (g gen) window() spec.TimeWindow {
+	w := spec.TimeWindow{Zone: g.pick(propZones)}
+	for d := time.Sunday; d <= time.Saturday; d++ {
+		if g.chance(0.6) {
+			w.Days = append(w.Days, d)
+		}
+	}
+	w.From = g.IntN(1440)
+	w.To = w.From + 1 + g.IntN(1440-w.From)
+	return w
+}
+
+// widen returns w grown to be open at t.
+func (g gen) widen(w spec.TimeWindow, t time.Time) spec.TimeWindow {
+	loc, _ := time.LoadLocation(w.Zone)
+	lt := t.In(loc)
+	if len(w.Days) > 0 && !slices.Contains(w.Days, lt.Weekday()) {
+		w.Days = append(slices.Clone(w.Days), lt.Weekday())
+	}
+	m := lt.Hour()*60 + lt.Minute()
+	w.From = min(w.From, m)
+	w.To = max(w.To, m+1)
+	return w
 }
 
 // decider decides one request; ok is true when allowed. reason explains.

@@ -157,8 +157,10 @@ func buildChecks(now time.Time, zones []string, rs []Restriction) ([]biscuit.Che
 			return nil, fmt.Errorf("restriction %d: %w", i, err)
 		}
 		checks[i] = c
-		if r.kind == kindWindow && !slices.Contains(zones, r.window.Zone) {
-			zones = append(zones, r.window.Zone)
+		for _, w := range r.windows {
+			if !slices.Contains(zones, w.Zone) {
+				zones = append(zones, w.Zone)
+			}
 		}
 		addSymbols(syms, c)
 	}

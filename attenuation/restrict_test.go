@@ -215,6 +215,9 @@ func TestRestrictRefuses(t *testing.T) {
 	if _, err := attenuation.Restrict(withZones, zones("UTC", "Europe/London")...); err != nil {
 		t.Errorf("zones already named: got %v, want nil", err)
 	}
+	if _, err := attenuation.Restrict(withZones, attenuation.AnyWindow(manyWindows(8, "UTC", "Europe/London", "Asia/Tokyo")...)); err != nil {
+		t.Errorf("one new zone in AnyWindow: got %v, want nil", err)
+	}
 	many := func(n int) []attenuation.Restriction {
 		return slices.Repeat([]attenuation.Restriction{attenuation.MaxRecords(1)}, n)
 	}
@@ -255,6 +258,16 @@ func TestRestrictRefuses(t *testing.T) {
 		{"fail/too-many-zones", base, zones("UTC", "Europe/Paris", "Asia/Tokyo", "America/New_York", "Europe/Paris", "Europe/London"),
 			attenuation.ErrLimitExceeded, "attenuation: limit exceeded: the attenuated token would name 5 distinct time zones, at most 4"},
 		{"fail/too-many-zones-with-token", withZones, zones("Europe/Paris", "Asia/Tokyo"),
+			attenuation.ErrLimitExceeded, "attenuation: limit exceeded: the attenuated token would name 5 distinct time zones, at most 4"},
+		{"fail/too-many-zones-any-window-with-token", withZones,
+			[]attenuation.Restriction{attenuation.AnyWindow(
+				spec.TimeWindow{Zone: "UTC", From: 0, To: 60},
+				spec.TimeWindow{Zone: "Europe/Paris", From: 0, To: 60},
+				spec.TimeWindow{Zone: "Asia/Tokyo", From: 0, To: 60})},
+			attenuation.ErrLimitExceeded, "attenuation: limit exceeded: the attenuated token would name 5 distinct time zones, at most 4"},
+		{"fail/too-many-zones-any-windows", base, []attenuation.Restriction{
+			attenuation.AnyWindow(manyWindows(4, "UTC", "Europe/Paris", "Asia/Tokyo", "America/New_York")...),
+			attenuation.AnyWindow(spec.TimeWindow{Zone: "Europe/London", From: 0, To: 60})},
 			attenuation.ErrLimitExceeded, "attenuation: limit exceeded: the attenuated token would name 5 distinct time zones, at most 4"},
 		{"fail/too-many-symbols", base, bigFields(), attenuation.ErrLimitExceeded,
 			"attenuation: limit exceeded: 322 new symbols in one block, at most 256"},
@@ -313,6 +326,10 @@ func TestCheckPrintsLikeSpecThroughBiscuitGo(t *testing.T) {
 		{attenuation.MaxRecords(100), `check if records($n), $n <= 100`},
 		{attenuation.Window(spec.TimeWindow{Zone: "Europe/Paris", Days: []time.Weekday{1, 2}, From: 540, To: 1080}),
 			`check if local_time("Europe/Paris", $d, $m), [1, 2].contains($d), $m >= 540, $m < 1080`},
+		{attenuation.AnyWindow(
+			spec.TimeWindow{Zone: "Europe/Paris", Days: []time.Weekday{1, 2}, From: 540, To: 1080},
+			spec.TimeWindow{Zone: "UTC", Days: []time.Weekday{6}, From: 600, To: 840}),
+			`check if local_time("Europe/Paris", $d, $m), [1, 2].contains($d), $m >= 540, $m < 1080 or local_time("UTC", $d, $m), [6].contains($d), $m >= 600, $m < 840`},
 	} {
 		c, err := tc.r.Check(issuedAt)
 		if err != nil {

@@ -24,6 +24,7 @@ const (
 	kindFields
 	kindRecords
 	kindWindow
+	kindAnyWindow
 	kindServices
 )
 
@@ -36,6 +37,7 @@ var kindNames = [...]string{
 	kindFields:     "OnlyFields",
 	kindRecords:    "MaxRecords",
 	kindWindow:     "Window",
+	kindAnyWindow:  "AnyWindow",
 	kindServices:   "OnlyServices",
 }
 
@@ -43,22 +45,22 @@ func (k kind) String() string { return kindNames[k] }
 
 // Restriction is one narrowing of a token: it becomes exactly one check of
 // the block Restrict appends (token.md §5). Build one with OnlyRights,
-// ExpireBy, ExpireIn, BindPresenters, OnlyFields, MaxRecords, Window or
-// OnlyServices; the zero Restriction is invalid.
+// ExpireBy, ExpireIn, BindPresenters, OnlyFields, MaxRecords, Window,
+// AnyWindow or OnlyServices; the zero Restriction is invalid.
 //
 // Constructors copy and validate their input. An invalid input does not
 // panic: the Restriction carries the error, reported by Err and by
 // Restrict. A Restriction is an immutable value, safe to copy and to use
 // from several goroutines.
 type Restriction struct {
-	kind   kind
-	err    error
-	rights []spec.Right    // kindRights
-	at     time.Time       // kindExpireBy, whole seconds, UTC
-	in     time.Duration   // kindExpireIn
-	strs   []string        // kindPresenters, kindFields, kindServices: sorted, unique
-	n      int64           // kindRecords
-	window spec.TimeWindow // kindWindow: Days sorted, unique, never empty
+	kind    kind
+	err     error
+	rights  []spec.Right      // kindRights
+	at      time.Time         // kindExpireBy, whole seconds, UTC
+	in      time.Duration     // kindExpireIn
+	strs    []string          // kindPresenters, kindFields, kindServices: sorted, unique
+	n       int64             // kindRecords
+	windows []spec.TimeWindow // kindWindow, kindAnyWindow: unique; each one's Days sorted, unique, never empty
 }
 
 // Err returns nil when r is valid, or the error, wrapping
@@ -212,21 +214,75 @@ func MaxRecords(n int) Restriction {
 // on one of w.Days (every day when empty) within [w.From, w.To). It wants
 // w valid for spec.TimeWindow.Validate; the error then also wraps
 // spec.ErrBadWindow.
+//
+// Window(w) builds the same check as AnyWindow(w); only the name in its
+// errors differs.
 func Window(w spec.TimeWindow) Restriction {
-	const k = kindWindow
-	if len(w.Zone) > MaxStringBytes {
-		return bad(k, "zone longer than %d bytes", MaxStringBytes)
+	return windows(kindWindow, []spec.TimeWindow{w})
+}
+
+// AnyWindow restricts use to a set of recurring windows of local time, of
+// which any one may be open, e.g. Mon–Fri 09:00–18:00 or Sat 10:00–14:00:
+// the check passes when the verifier's clock falls inside at least one of
+// ws, each read as by Window. It is one check with one query per window
+// (token.md §5); several AnyWindow restrictions must all pass.
+//
+// It wants 1 to MaxWindows windows after duplicates are dropped (the
+// queries of one check), each valid for spec.TimeWindow.Validate, naming
+// at most MaxTimeZones distinct zones. Windows keep their order. The error
+// wraps ErrBadRestriction and, for an invalid window, spec.ErrBadWindow.
+func AnyWindow(ws ...spec.TimeWindow) Restriction {
+	return windows(kindAnyWindow, ws)
+}
+
+// windows validates and normalizes ws: days sorted and unique, every day
+// when empty, duplicate windows dropped.
+func windows(k kind, ws []spec.TimeWindow) Restriction {
+	if len(ws) == 0 {
+		return bad(k, "no windows")
 	}
-	if err := validateWindow(w); err != nil {
-		return Restriction{kind: k, err: fmt.Errorf("%w: %s: %w", ErrBadRestriction, k, err)}
+	// which names window i in errors; Window has only one.
+	which := func(i int) string {
+		if k == kindWindow {
+			return ""
+		}
+		return fmt.Sprintf("window %d: ", i)
 	}
-	days := slices.Clone(w.Days)
-	if len(days) == 0 {
-		days = []time.Weekday{time.Sunday, time.Monday, time.Tuesday, time.Wednesday, time.Thursday, time.Friday, time.Saturday}
+	out := make([]spec.TimeWindow, 0, len(ws))
+	var zones []string
+	for i, w := range ws {
+		if len(w.Zone) > MaxStringBytes {
+			return bad(k, "%szone longer than %d bytes", which(i), MaxStringBytes)
+		}
+		if err := validateWindow(w); err != nil {
+			return Restriction{kind: k, err: fmt.Errorf("%w: %s: %s%w", ErrBadRestriction, k, which(i), err)}
+		}
+		days := slices.Clone(w.Days)
+		if len(days) == 0 {
+			days = []time.Weekday{time.Sunday, time.Monday, time.Tuesday, time.Wednesday, time.Thursday, time.Friday, time.Saturday}
+		}
+		slices.Sort(days)
+		w.Days = slices.Compact(days)
+		if slices.ContainsFunc(out, func(o spec.TimeWindow) bool { return sameWindow(o, w) }) {
+			continue
+		}
+		out = append(out, w)
+		if !slices.Contains(zones, w.Zone) {
+			zones = append(zones, w.Zone)
+		}
 	}
-	slices.Sort(days)
-	w.Days = slices.Compact(days)
-	return Restriction{kind: k, window: w}
+	if len(out) > MaxWindows {
+		return bad(k, "%d windows, at most %d", len(out), MaxWindows)
+	}
+	if len(zones) > MaxTimeZones {
+		return bad(k, "%d distinct time zones, at most %d", len(zones), MaxTimeZones)
+	}
+	return Restriction{kind: k, windows: out}
+}
+
+// sameWindow compares two normalized windows.
+func sameWindow(a, b spec.TimeWindow) bool {
+	return a.Zone == b.Zone && a.From == b.From && a.To == b.To && slices.Equal(a.Days, b.Days)
 }
 
 // knownZones holds the zone names time.LoadLocation has accepted. Loading

@@ -49,6 +49,38 @@ func TestRestrictionCheckShapes(t *testing.T) {
 		{"ok/window-every-day",
 			attenuation.Window(spec.TimeWindow{Zone: "UTC", From: 0, To: 1440}),
 			`check if local_time("UTC", $d, $m), [0, 1, 2, 3, 4, 5, 6].contains($d), $m >= 0, $m < 1440`},
+		{"ok/any-window-two-zones",
+			attenuation.AnyWindow(
+				spec.TimeWindow{Zone: "Europe/Paris", Days: []time.Weekday{time.Friday, time.Monday, time.Tuesday, time.Wednesday, time.Thursday}, From: 540, To: 1080},
+				spec.TimeWindow{Zone: "Asia/Tokyo", Days: []time.Weekday{time.Saturday}, From: 600, To: 840}),
+			`check if local_time("Europe/Paris", $d, $m), [1, 2, 3, 4, 5].contains($d), $m >= 540, $m < 1080` +
+				` or local_time("Asia/Tokyo", $d, $m), [6].contains($d), $m >= 600, $m < 840`},
+		{"ok/any-window-same-zone-keeps-order",
+			attenuation.AnyWindow(
+				spec.TimeWindow{Zone: "UTC", Days: []time.Weekday{time.Saturday}, From: 600, To: 840},
+				spec.TimeWindow{Zone: "UTC", From: 0, To: 60}),
+			`check if local_time("UTC", $d, $m), [6].contains($d), $m >= 600, $m < 840` +
+				` or local_time("UTC", $d, $m), [0, 1, 2, 3, 4, 5, 6].contains($d), $m >= 0, $m < 60`},
+		{"ok/any-window-duplicates-dropped",
+			attenuation.AnyWindow(
+				spec.TimeWindow{Zone: "UTC", Days: []time.Weekday{time.Monday, time.Sunday}, From: 0, To: 60},
+				spec.TimeWindow{Zone: "UTC", Days: []time.Weekday{time.Sunday, time.Monday, time.Sunday}, From: 0, To: 60}),
+			`check if local_time("UTC", $d, $m), [0, 1].contains($d), $m >= 0, $m < 60`},
+		{"ok/any-window-one-is-window",
+			attenuation.AnyWindow(spec.TimeWindow{Zone: "Europe/Paris", Days: []time.Weekday{time.Monday}, From: 540, To: 1080}),
+			`check if local_time("Europe/Paris", $d, $m), [1].contains($d), $m >= 540, $m < 1080`},
+		{"ok/any-window-eight-windows-four-zones",
+			attenuation.AnyWindow(manyWindows(attenuation.MaxWindows, "UTC", "Europe/Paris", "Asia/Tokyo", "America/New_York")...),
+			strings.Join([]string{
+				`check if local_time("UTC", $d, $m), [0, 1, 2, 3, 4, 5, 6].contains($d), $m >= 0, $m < 1`,
+				`local_time("Europe/Paris", $d, $m), [0, 1, 2, 3, 4, 5, 6].contains($d), $m >= 1, $m < 2`,
+				`local_time("Asia/Tokyo", $d, $m), [0, 1, 2, 3, 4, 5, 6].contains($d), $m >= 2, $m < 3`,
+				`local_time("America/New_York", $d, $m), [0, 1, 2, 3, 4, 5, 6].contains($d), $m >= 3, $m < 4`,
+				`local_time("UTC", $d, $m), [0, 1, 2, 3, 4, 5, 6].contains($d), $m >= 4, $m < 5`,
+				`local_time("Europe/Paris", $d, $m), [0, 1, 2, 3, 4, 5, 6].contains($d), $m >= 5, $m < 6`,
+				`local_time("Asia/Tokyo", $d, $m), [0, 1, 2, 3, 4, 5, 6].contains($d), $m >= 6, $m < 7`,
+				`local_time("America/New_York", $d, $m), [0, 1, 2, 3, 4, 5, 6].contains($d), $m >= 7, $m < 8`,
+			}, " or ")},
 		{"ok/only-services",
 			attenuation.OnlyServices(crmID),
 			`check if service($s), ["spiffe://acme.example/svc/crm"].contains($s)`},
@@ -154,6 +186,20 @@ func TestRestrictionRefusesBadInput(t *testing.T) {
 			[]error{spec.ErrBadWindow}, "attenuation: bad restriction: Window: spec: bad time window: weekday 7 out of range"},
 		{"fail/window-known-zone-bad-bounds", attenuation.Window(spec.TimeWindow{Zone: "Europe/Paris", From: -1, To: 60}),
 			[]error{spec.ErrBadWindow}, "attenuation: bad restriction: Window: spec: bad time window: want 0 <= from < to <= 1440, got -1..60"},
+		{"fail/any-window-none", attenuation.AnyWindow(), nil,
+			"attenuation: bad restriction: AnyWindow: no windows"},
+		{"fail/any-window-too-many", attenuation.AnyWindow(manyWindows(attenuation.MaxWindows+1, "UTC")...), nil,
+			"attenuation: bad restriction: AnyWindow: 9 windows, at most 8"},
+		{"fail/any-window-unknown-zone", attenuation.AnyWindow(spec.TimeWindow{Zone: "UTC", From: 0, To: 60}, spec.TimeWindow{Zone: "Mars/Olympus", From: 0, To: 60}),
+			[]error{spec.ErrBadWindow}, `attenuation: bad restriction: AnyWindow: window 1: spec: bad time window: zone "Mars/Olympus": unknown time zone Mars/Olympus`},
+		{"fail/any-window-empty-zone", attenuation.AnyWindow(spec.TimeWindow{From: 0, To: 60}),
+			[]error{spec.ErrBadWindow}, "attenuation: bad restriction: AnyWindow: window 0: spec: bad time window: empty zone"},
+		{"fail/any-window-zone-too-long", attenuation.AnyWindow(spec.TimeWindow{Zone: "UTC", From: 0, To: 60}, spec.TimeWindow{Zone: strings.Repeat("z", attenuation.MaxStringBytes+1), From: 0, To: 60}), nil,
+			"attenuation: bad restriction: AnyWindow: window 1: zone longer than 1024 bytes"},
+		{"fail/any-window-bad-bounds", attenuation.AnyWindow(spec.TimeWindow{Zone: "UTC", From: 0, To: 60}, spec.TimeWindow{Zone: "UTC", From: 60, To: 0}),
+			[]error{spec.ErrBadWindow}, "attenuation: bad restriction: AnyWindow: window 1: spec: bad time window: want 0 <= from < to <= 1440, got 60..0"},
+		{"fail/any-window-five-zones", attenuation.AnyWindow(manyWindows(5, "UTC", "Europe/Paris", "Asia/Tokyo", "America/New_York", "Europe/London")...), nil,
+			"attenuation: bad restriction: AnyWindow: 5 distinct time zones, at most 4"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.r.Err()
@@ -183,6 +229,16 @@ func TestRestrictionRefusesBadInput(t *testing.T) {
 	}
 }
 
+// manyWindows returns n distinct windows, window i one minute long at
+// minute i of every day, cycling through zones.
+func manyWindows(n int, zones ...string) []spec.TimeWindow {
+	ws := make([]spec.TimeWindow, n)
+	for i := range ws {
+		ws[i] = spec.TimeWindow{Zone: zones[i%len(zones)], From: i, To: i + 1}
+	}
+	return ws
+}
+
 // A Restriction does not keep the caller's slices.
 func TestRestrictionCopiesInput(t *testing.T) {
 	fields := []string{"name", "email"}
@@ -190,9 +246,11 @@ func TestRestrictionCopiesInput(t *testing.T) {
 	days := []time.Weekday{time.Monday}
 	rf, rr := attenuation.OnlyFields(fields...), attenuation.OnlyRights(rights...)
 	rw := attenuation.Window(spec.TimeWindow{Zone: "UTC", Days: days, From: 0, To: 60})
+	ws := []spec.TimeWindow{{Zone: "UTC", Days: days, From: 0, To: 60}, {Zone: "Asia/Tokyo", From: 60, To: 120}}
+	ra := attenuation.AnyWindow(ws...)
 	before := func() []string {
 		var out []string
-		for _, r := range []attenuation.Restriction{rf, rr, rw} {
+		for _, r := range []attenuation.Restriction{rf, rr, rw, ra} {
 			c, err := r.Check(issuedAt)
 			if err != nil {
 				t.Fatal(err)
@@ -203,6 +261,7 @@ func TestRestrictionCopiesInput(t *testing.T) {
 	}
 	want := before()
 	fields[0], rights[0].Resource, days[0] = "ssn", "b", time.Sunday
+	ws[1].Zone, ws[1].From = "UTC", 0
 	if got := before(); !slices.Equal(got, want) {
 		t.Errorf("after editing the caller's slices:\ngot  %q\nwant %q", got, want)
 	}

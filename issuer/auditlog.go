@@ -2,7 +2,6 @@ package issuer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 )
 
@@ -121,4 +120,3 @@ func (a *auditLog) commitBatch(ctx context.Context, batch []*pendingAudit) error
 	return nil
 }
 
-var errAuditUnavailable = errors.New("issuer: audit trail unavailable")

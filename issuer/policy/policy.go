@@ -139,7 +139,6 @@ func newBitsets(n, count int, buf []uint64) [4]bitset {
 }
 
 func (b bitset) add(i int)      { b[i>>6] |= 1 << (uint(i) & 63) }
-func (b bitset) has(i int) bool { return b[i>>6]&(1<<(uint(i)&63)) != 0 }
 
 func (b bitset) clear() {
 	for i := range b {
