@@ -119,4 +119,3 @@ func (a *auditLog) commitBatch(ctx context.Context, batch []*pendingAudit) error
 	}
 	return nil
 }
-

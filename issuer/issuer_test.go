@@ -475,4 +475,3 @@ func TestConcurrentMintsAllAudited(t *testing.T) {
 		t.Fatalf("%d minted tokens have no audit record", len(seen))
 	}
 }
-

@@ -17,7 +17,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
-	
+
 	"github.com/writ-dev/writ/attenuation"
 	"github.com/writ-dev/writ/issuer"
 	"github.com/writ-dev/writ/spec"

@@ -138,7 +138,7 @@ func newBitsets(n, count int, buf []uint64) [4]bitset {
 	return out
 }
 
-func (b bitset) add(i int)      { b[i>>6] |= 1 << (uint(i) & 63) }
+func (b bitset) add(i int) { b[i>>6] |= 1 << (uint(i) & 63) }
 
 func (b bitset) clear() {
 	for i := range b {
