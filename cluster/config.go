@@ -123,10 +123,12 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		bad("DataDir is empty: the node needs a directory for its log and snapshots")
 	}
-	if _, port, err := splitAddr(c.BindAddr); err != nil {
+	if host, port, err := splitAddr(c.BindAddr); err != nil {
 		bad("BindAddr %q: %v", c.BindAddr, err)
 	} else if port < 0 {
 		bad("BindAddr %q: port must be 0..65535", c.BindAddr)
+	} else if ip := net.ParseIP(host); c.AdvertiseAddr == "" && (host == "" || ip != nil && ip.IsUnspecified()) {
+		bad("BindAddr %q listens on all addresses: set AdvertiseAddr to the one peers dial", c.BindAddr)
 	}
 	if c.AdvertiseAddr != "" {
 		host, port, err := splitAddr(c.AdvertiseAddr)

@@ -25,7 +25,8 @@ const levelTrace = slog.LevelDebug - 4
 // hclogAdapter presents an *slog.Logger as the hclog.Logger raft wants.
 // Levels are decided by the slog handler; SetLevel is ignored.
 type hclogAdapter struct {
-	log     *slog.Logger
+	base    *slog.Logger // with implied args, without the name
+	log     *slog.Logger // base plus the "logger" name attribute
 	name    string
 	implied []any
 }
@@ -34,7 +35,8 @@ var _ hclog.Logger = (*hclogAdapter)(nil)
 
 // newHCLog adapts l (nil discards) to hclog for raft's components.
 func newHCLog(l *slog.Logger, name string) hclog.Logger {
-	return &hclogAdapter{log: orDiscard(l).With("logger", name), name: name}
+	base := orDiscard(l)
+	return &hclogAdapter{base: base, log: base.With("logger", name), name: name}
 }
 
 // logCtx is the context handed to slog handlers: hclog passes none, and a
@@ -78,24 +80,25 @@ func (a *hclogAdapter) IsError() bool { return a.log.Enabled(logCtx, slog.LevelE
 func (a *hclogAdapter) ImpliedArgs() []any { return a.implied }
 
 func (a *hclogAdapter) With(args ...any) hclog.Logger {
-	implied := append(append([]any(nil), a.implied...), args...)
-	return &hclogAdapter{log: a.log.With(args...), name: a.name, implied: implied}
+	return &hclogAdapter{
+		base:    a.base.With(args...),
+		log:     a.log.With(args...),
+		name:    a.name,
+		implied: append(append([]any(nil), a.implied...), args...),
+	}
 }
 
 func (a *hclogAdapter) Name() string { return a.name }
 
 func (a *hclogAdapter) Named(name string) hclog.Logger {
-	full := name
 	if a.name != "" {
-		full = a.name + "." + name
+		name = a.name + "." + name
 	}
-	return a.ResetNamed(full)
+	return a.ResetNamed(name)
 }
 
 func (a *hclogAdapter) ResetNamed(name string) hclog.Logger {
-	// The "logger" attribute is re-added rather than replaced: slog has no
-	// way to drop an attribute, and the later one names the sub-logger.
-	return &hclogAdapter{log: a.log.With("logger", name), name: name, implied: a.implied}
+	return &hclogAdapter{base: a.base, log: a.base.With("logger", name), name: name, implied: a.implied}
 }
 
 func (a *hclogAdapter) SetLevel(hclog.Level) {}

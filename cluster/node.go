@@ -204,7 +204,8 @@ func (n *Node) leaderChange() <-chan struct{} {
 }
 
 // Run blocks until ctx is done, Close is called, or raft stops on its own
-// (this node was removed from the cluster), then shuts the node down. It
+// (this node, as leader, removed itself from the cluster), then shuts the
+// node down. It
 // returns nil after a clean shutdown caused by ctx or Close, an error
 // wrapping ErrShutdown if raft stopped on its own, and any error from
 // shutting down.
@@ -340,8 +341,10 @@ func (n *Node) AddVoter(ctx context.Context, id, addr string) error {
 	return err
 }
 
-// RemoveServer removes the node id from the cluster. Leader only. A node
-// removed from the cluster shuts itself down (its Run returns ErrShutdown).
+// RemoveServer removes the node id from the cluster. Leader only. A
+// leader that removes itself shuts down once the change commits (its Run
+// returns an error wrapping ErrShutdown); a removed follower stops hearing
+// from the leader and idles without a leader until it is closed.
 func (n *Node) RemoveServer(ctx context.Context, id string) error {
 	_, err := n.await(ctx, "remove server", func(timeout time.Duration) raft.Future {
 		return n.raft.RemoveServer(raft.ServerID(id), 0, timeout)
