@@ -62,6 +62,14 @@ func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 	if level == hclog.Off {
 		return
 	}
+	for i, v := range args {
+		// raft passes hclog.Fmt values: format them as hclog would.
+		if f, ok := v.(hclog.Format); ok && len(f) > 0 {
+			if format, ok := f[0].(string); ok {
+				args[i] = fmt.Sprintf(format, f[1:]...)
+			}
+		}
+	}
 	a.log.Log(logCtx, toSlogLevel(level), msg, args...)
 }
 
@@ -128,7 +136,9 @@ func (a *hclogAdapter) StandardWriter(opts *hclog.StandardLoggerOptions) io.Writ
 type pebbleLogger struct{ log *slog.Logger }
 
 func (p pebbleLogger) Infof(format string, args ...any) {
-	p.log.Info("pebble", "detail", fmt.Sprintf(format, args...))
+	// pebble's informational messages (WAL replay, compactions) are
+	// operator detail, not events.
+	p.log.Debug("pebble", "detail", fmt.Sprintf(format, args...))
 }
 
 func (p pebbleLogger) Errorf(format string, args ...any) {
