@@ -1,0 +1,85 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestServerConfig(t *testing.T) {
+	dir := t.TempDir()
+	if err := prepareDevDir(dir, "127.0.0.1:0", "127.0.0.1:0", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	base, err := os.ReadFile(filepath.Join(dir, "server.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kek := strings.TrimSpace(string(mustRead(t, filepath.Join(dir, "kek"))))
+	t.Setenv("TEST_WRIT_KEK", kek)
+	for _, tc := range []struct {
+		name string
+		edit func(string) string
+		want string // substring of the error; "" means ok
+	}{
+		{"ok/dev-config", func(s string) string { return s }, ""},
+		{"ok/kek-from-env", func(s string) string { return strings.Replace(s, "kek_file: kek", "kek_env: TEST_WRIT_KEK", 1) }, ""},
+		{"fail/unknown-key", func(s string) string { return s + "listen_addr: x\n" }, `unknown field "listen_addr"`},
+		{"fail/duplicate-key", func(s string) string { return s + "node_id: again\n" }, `mapping key "node_id" already defined`},
+		{"fail/no-kek", func(s string) string { return strings.Replace(s, "kek_file: kek\n", "", 1) }, "kek_file or kek_env is required"},
+		{"fail/both-keks", func(s string) string { return strings.Replace(s, "kek_file: kek", "kek_file: kek\nkek_env: TEST_WRIT_KEK", 1) }, "not both"},
+		{"fail/unset-kek-env", func(s string) string { return strings.Replace(s, "kek_file: kek", "kek_env: TEST_WRIT_NOPE", 1) }, "$TEST_WRIT_NOPE is not set"},
+		{"fail/bad-admin", func(s string) string { return strings.Replace(s, "spiffe://writ.dev.local/admins/alice", "alice", 1) }, "admins[0]"},
+		{"fail/bad-ttl", func(s string) string { return strings.Replace(s, "max_ttl: 1h", "max_ttl: forever", 1) }, "max_ttl"},
+		{"fail/ttl-over-day", func(s string) string { return strings.Replace(s, "max_ttl: 1h", "max_ttl: 48h", 1) }, "over 24h"},
+		{"fail/missing-svid", func(s string) string { return strings.Replace(s, "svids/issuer.pem", "svids/nope.pem", 1) }, "svid"},
+		{"fail/bad-trust-domain", func(s string) string { return strings.Replace(s, "trust_domain: writ.dev.local", "trust_domain: WRIT!", 1) }, "trust_bundles[0].trust_domain"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, "test.yaml")
+			if err := os.WriteFile(path, []byte(tc.edit(string(base))), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f, err := loadServerFile(path)
+			if err == nil {
+				_, err = f.issuerConfig(dir, nil)
+			}
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("got %v, want ok", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("got %v, want error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"fail/no-command", nil, exitUsage},
+		{"fail/unknown-command", []string{"frobnicate"}, exitUsage},
+		{"fail/token-no-sub", []string{"token"}, exitUsage},
+		{"fail/verify-no-keys", []string{"token", "verify", "abc", "--resource", "r", "--operation", "o"}, exitUsage},
+		{"fail/verify-bad-token", []string{"token", "verify", "!!!", "--keys", "k.json", "--resource", "r", "--operation", "o"}, exitUsage},
+		{"fail/mint-no-rights", []string{"token", "mint", "--bundle", "b", "--svid", "c", "--svid-key", "k"}, exitUsage},
+		{"fail/mint-bad-right", []string{"token", "mint", "--right", "nope"}, exitUsage},
+		{"fail/attenuate-nothing", []string{"token", "attenuate", "AAAA"}, exitUsage},
+		{"fail/server-no-config", []string{"server"}, exitUsage},
+		{"fail/bad-flag", []string{"dev", "--nope"}, exitUsage},
+		{"ok/help", []string{"--help"}, exitOK},
+		{"ok/version", []string{"version"}, exitOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb strings.Builder
+			if got := run(t.Context(), tc.args, strings.NewReader(""), &out, &errb); got != tc.want {
+				t.Fatalf("exit %d, want %d; stderr: %s", got, tc.want, errb.String())
+			}
+		})
+	}
+}
