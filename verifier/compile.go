@@ -57,7 +57,6 @@ type compiled struct {
 	rootKeyID uint32 // the key that verified block 0
 	rootPub   [32]byte
 	blocks    int
-	sealed    bool
 	revIDs    []string // lowercase hex of each block's signature
 
 	tokenID, agent, issuer string
@@ -67,7 +66,6 @@ type compiled struct {
 	prefixes []rightKey // right_prefix(prefix, operation)
 	zones    []zone
 	uses     uint16 // bit i: ambient relation i is referenced by a check
-	maxSlots int
 
 	maxRecords    int64 // smallest record limit, when hasMaxRecords
 	hasMaxRecords bool
@@ -81,14 +79,35 @@ type rightKey struct{ a, op string }
 
 type zone struct {
 	name string
-	loc  *time.Location // nil when the name is not a zone: no fact, the check fails
+	loc  *time.Location // set by loadZones; nil when the name is not a zone: no fact, the check fails
+}
+
+// loadZones resolves the zones of c. It runs once the signatures have
+// verified: looking a name up may read the host's zoneinfo, work an
+// unsigned token must not be able to ask for.
+func (c *compiled) loadZones() {
+	for i := range c.zones {
+		c.zones[i].loc = loadZone(c.zones[i].name)
+	}
 }
 
 type cCheck struct {
 	block   int
-	reason  string // spec.Reason… the check stands for when it fails
-	text    string
+	reason  string   // spec.Reason… the check stands for when it fails
+	src     *check   // for its text, rendered on first failure
+	symbols []string // the token's symbols, naming variables in the text
+	text    atomic.Pointer[string]
 	queries []cQuery
+}
+
+// rendered returns the check in Datalog, rendering it once.
+func (cc *cCheck) rendered() string {
+	if p := cc.text.Load(); p != nil {
+		return *p
+	}
+	s := checkText(cc.src, cc.symbols)
+	cc.text.Store(&s)
+	return s
 }
 
 type cQuery struct {
@@ -123,11 +142,15 @@ func compile(t *token, lim *Limits) (*compiled, error) {
 	}
 	c := &compiled{
 		blocks: len(t.blocks),
-		sealed: t.finalSig != nil,
 		revIDs: make([]string, len(t.blocks)),
 	}
+	ids := make([]byte, 0, len(t.blocks)*2*64)
 	for i := range t.blocks {
-		c.revIDs[i] = hex.EncodeToString(t.blocks[i].sig)
+		ids = hex.AppendEncode(ids, t.blocks[i].sig)
+	}
+	all := string(ids)
+	for i := range t.blocks {
+		c.revIDs[i] = all[i*128 : (i+1)*128]
 	}
 	facts, err := c.vocabulary(t.blocks[0].facts)
 	if err != nil {
@@ -136,19 +159,31 @@ func compile(t *token, lim *Limits) (*compiled, error) {
 	if err := c.collectZones(t, lim); err != nil {
 		return nil, err
 	}
-	cp := compiler{lim: lim, c: c, facts: facts, names: t.blocks[0].facts}
+	cp := compiler{symbols: t.symbols, lim: lim, c: c, facts: facts, names: t.blocks[0].facts}
 	expiry := false
+	n, nq, np := 0, 0, 0
+	for i := range t.blocks {
+		n += len(t.blocks[i].checks)
+		for _, ch := range t.blocks[i].checks {
+			nq += len(ch.queries)
+			for _, q := range ch.queries {
+				np += len(q.body)
+			}
+		}
+	}
+	c.checks = make([]cCheck, 0, n)
+	cp.queries = make([]cQuery, nq)
+	cp.preds = make([]cPred, np)
 	for i := range t.blocks {
 		for j := range t.blocks[i].checks {
 			ch := &t.blocks[i].checks[j]
-			cc, err := cp.check(ch, i)
-			if err != nil {
+			c.checks = c.checks[:len(c.checks)+1]
+			if err := cp.check(ch, i, &c.checks[len(c.checks)-1]); err != nil {
 				return nil, fmt.Errorf("block %d: check %d: %w", i, j, err)
 			}
 			if i == 0 && expiryOf(ch) != nil {
 				expiry = true
 			}
-			c.checks = append(c.checks, cc)
 		}
 	}
 	if !expiry {
@@ -170,10 +205,15 @@ func (c *compiled) vocabulary(fs []predicate) ([][]value, error) {
 		}
 	}
 	vals := make([][]value, len(fs))
+	n := 0
+	for i := range fs {
+		n += len(fs[i].terms)
+	}
+	slab := make([]value, n)
 	var version, issuedAt, policy int
 	for i := range fs {
 		f := &fs[i]
-		row := make([]value, len(f.terms))
+		row := take(&slab, len(f.terms))
 		for j := range f.terms {
 			if f.terms[j].isVar {
 				return nil, malformed("fact %d: variable in a fact", i)
@@ -274,7 +314,8 @@ func isTokenID(s string) bool {
 	return true
 }
 
-// collectZones lists the zones named by local_time predicates of checks.
+// collectZones lists the zones named by local_time predicates of checks,
+// without loading them (loadZones).
 func (c *compiled) collectZones(t *token, lim *Limits) error {
 	for i := range t.blocks {
 		for _, ch := range t.blocks[i].checks {
@@ -295,7 +336,7 @@ func (c *compiled) collectZones(t *token, lim *Limits) error {
 					if len(c.zones) == lim.MaxTimeZones {
 						return overLimit("more than %d time zones", lim.MaxTimeZones)
 					}
-					c.zones = append(c.zones, zone{name: name, loc: loadZone(name)})
+					c.zones = append(c.zones, zone{name: name})
 				}
 			}
 		}
@@ -323,23 +364,26 @@ func loadZone(name string) *time.Location {
 }
 
 type compiler struct {
-	lim   *Limits
-	c     *compiled
-	facts [][]value   // authority facts
-	names []predicate // the same, for their names
-	steps int         // Σ join product × (1 + ops) so far
+	symbols []string
+	lim     *Limits
+	queries []cQuery // slabs
+	preds   []cPred
+	c       *compiled
+	facts   [][]value   // authority facts
+	names   []predicate // the same, for their names
+	steps   int         // Σ join product × (1 + ops) so far
 }
 
-func (cp *compiler) check(ch *check, blk int) (cCheck, error) {
-	cc := cCheck{block: blk, reason: classify(ch), text: checkText(ch)}
-	cc.queries = make([]cQuery, len(ch.queries))
+func (cp *compiler) check(ch *check, blk int, cc *cCheck) error {
+	cc.block, cc.reason, cc.src, cc.symbols = blk, classify(ch), ch, cp.symbols
+	cc.queries = take(&cp.queries, len(ch.queries))
 	for i := range ch.queries {
 		if err := cp.query(&ch.queries[i], &cc.queries[i]); err != nil {
-			return cCheck{}, fmt.Errorf("query %d: %w", i, err)
+			return fmt.Errorf("query %d: %w", i, err)
 		}
 	}
 	cp.constraints(ch)
-	return cc, nil
+	return nil
 }
 
 // query assigns variable slots in order of first appearance in the body,
@@ -371,7 +415,7 @@ func (cp *compiler) query(r *rule, out *cQuery) error {
 		t := &r.head.terms[j]
 		if t.isVar {
 			if t.slot = slotOf(t.sym); t.slot < 0 {
-				return malformed("head variable $%s is not bound by the body", t.name)
+				return malformed("head variable $%s is not bound by the body", symbolName(cp.symbols, t.sym))
 			}
 		}
 	}
@@ -380,15 +424,14 @@ func (cp *compiler) query(r *rule, out *cQuery) error {
 			t := &e[j].t
 			if e[j].kind == opValue && t.isVar {
 				if t.slot = slotOf(t.sym); t.slot < 0 {
-					return malformed("expression variable $%s is not bound by the body", t.name)
+					return malformed("expression variable $%s is not bound by the body", symbolName(cp.symbols, t.sym))
 				}
 			}
 		}
 	}
 	out.nslots = len(syms)
 	out.exprs = r.exprs
-	cp.c.maxSlots = max(cp.c.maxSlots, len(syms))
-	out.preds = make([]cPred, len(r.body))
+	out.preds = take(&cp.preds, len(r.body))
 	product := 1
 	for i := range r.body {
 		p := &r.body[i]
@@ -526,12 +569,12 @@ func fieldList(q *rule) ([]value, bool) {
 		return nil, false
 	}
 	e := q.exprs[0]
-	if e[0].kind != opValue || e[0].t.isVar || e[0].t.val.kind != kindSet || e[0].t.val.set[0].kind != kindString ||
+	if e[0].kind != opValue || e[0].t.isVar || e[0].t.val.kind != kindSet || e[0].t.val.elems()[0].kind != kindString ||
 		e[1].kind != opValue || !e[1].t.isVar || e[1].t.sym != q.body[0].terms[0].sym ||
 		e[2].kind != opBinary || e[2].code != int32(pb.OpBinary_Contains) {
 		return nil, false
 	}
-	return e[0].t.val.set, true
+	return e[0].t.val.elems(), true
 }
 
 // expiryOf returns the date of an expiry check of the exact shape of

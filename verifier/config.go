@@ -24,7 +24,9 @@ type Config struct {
 	// services are then denied unless the request names one.
 	Service string
 	// CacheSize is the number of decoded, signature-verified tokens kept
-	// (keyed by the SHA-256 of their bytes); 0 disables the cache.
+	// (keyed by the SHA-256 of their bytes); 0 disables the cache. An
+	// entry takes about 7 times the token's size (9 KiB for a 1.2 KiB
+	// token with 3 attenuation blocks).
 	CacheSize int
 	// Logger receives debug records of decisions (reason, token id, never
 	// the token). nil discards.

@@ -23,7 +23,7 @@
 // (check if time($t), $t <= DATE); attenuation blocks carry checks only;
 // no block carries rules. Symbols may not repeat across blocks, and block
 // i may only use symbols of blocks 0 to i. Sets may not be empty, mixed or
-// repeat an element. Variables of heads and expressions must appear in
+// repeat an element. A singular protobuf field may not appear twice. Variables of heads and expressions must appear in
 // the body. Tokens breaking these rules are refused as malformed or
 // unsupported.
 //

@@ -5,10 +5,10 @@ import (
 	"fmt"
 )
 
-// maxDecodedTokenBytes is the hard ceiling DecodeToken applies before it
-// decodes anything. It is above any sensible Limits token size so that the
-// configured limit, not the encoding, decides (Authorize refuses larger
-// tokens with limits_exceeded).
+// maxDecodedTokenBytes is the ceiling DecodeToken applies before it
+// decodes anything: 4× the default Limits.MaxTokenBytes, so that the
+// configured limit, not the encoding, normally decides (Authorize refuses
+// larger tokens with limits_exceeded).
 // TODO(lead): move to limits.go.
 const maxDecodedTokenBytes = 64 << 10
 
@@ -25,8 +25,9 @@ const maxEncodedTokenBytes = (maxDecodedTokenBytes + 2) / 3 * 4
 // refused with an error wrapping ErrMalformed (reason malformed), so that
 // every token has one spelling per padding choice. Text that could decode
 // to more than 64 KiB is refused with an error wrapping ErrLimitsExceeded
-// before decoding; Authorize applies the configured, smaller
-// Limits.MaxTokenBytes. The bytes are not checked to be a token.
+// before decoding; Authorize then applies Limits.MaxTokenBytes (16 KiB by
+// default), so a MaxTokenBytes above 64 KiB does not help base64url
+// tokens. The bytes are not checked to be a token.
 func DecodeToken(s string) ([]byte, error) {
 	s = trimASCIISpace(s)
 	if len(s) > maxEncodedTokenBytes {

@@ -72,7 +72,7 @@ func (e *evalCtx) setAmbient(c *compiled, now int64, req *Request, service strin
 		for _, f := range req.Fields {
 			e.fieldSet = append(e.fieldSet, value{kind: kindString, str: f})
 		}
-		single(ambFields, value{kind: kindSet, set: e.fieldSet})
+		single(ambFields, value{kind: kindSet, set: &e.fieldSet})
 	}
 	if uses(ambAttr) && len(req.Attributes) > 0 {
 		e.attrKeys = e.attrKeys[:0]

@@ -201,11 +201,11 @@ func TestEvalAgreesWithBiscuitGo(t *testing.T) {
 
 func TestValueEqualMirrorsBiscuitGo(t *testing.T) {
 	s := func(ns ...int64) value {
-		out := value{kind: kindSet}
+		var es []value
 		for _, n := range ns {
-			out.set = append(out.set, value{kind: kindInt, num: n})
+			es = append(es, value{kind: kindInt, num: n})
 		}
-		return out
+		return value{kind: kindSet, set: &es}
 	}
 	cases := []struct {
 		name string

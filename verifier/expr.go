@@ -23,11 +23,12 @@ func valueEqual(a, b *value) bool {
 	case kindString, kindBytes:
 		return a.str == b.str
 	case kindSet:
-		if len(a.set) != len(b.set) {
+		as, bs := a.elems(), b.elems()
+		if len(as) != len(bs) {
 			return false
 		}
-		for i := range a.set {
-			if !setHas(b.set, &a.set[i]) {
+		for i := range as {
+			if !setHas(bs, &as[i]) {
 				return false
 			}
 		}
@@ -74,7 +75,7 @@ func unaryOp(code int32, x *value) (value, bool) {
 		case kindString, kindBytes:
 			return value{kind: kindInt, num: int64(len(x.str))}, true
 		case kindSet:
-			return value{kind: kindInt, num: int64(len(x.set))}, true
+			return value{kind: kindInt, num: int64(len(x.elems()))}, true
 		}
 	}
 	return value{}, false
@@ -122,15 +123,17 @@ func binaryOp(code int32, l, r *value) (value, bool) {
 		if l.kind != kindSet {
 			return value{}, false
 		}
+		ls := l.elems()
 		if r.kind == kindSet {
-			for i := range r.set {
-				if !setHas(l.set, &r.set[i]) {
+			rs := r.elems()
+			for i := range rs {
+				if !setHas(ls, &rs[i]) {
 					return valFalse, true
 				}
 			}
 			return valTrue, true
 		}
-		return boolValue(setHas(l.set, r)), true
+		return boolValue(setHas(ls, r)), true
 	case pb.OpBinary_Prefix, pb.OpBinary_Suffix:
 		if l.kind != kindString || r.kind != kindString {
 			return value{}, false
@@ -175,25 +178,27 @@ func binaryOp(code int32, l, r *value) (value, bool) {
 		if l.kind != kindSet || r.kind != kindSet {
 			return value{}, false
 		}
-		out := make([]value, 0, min(len(l.set), len(r.set)))
-		for i := range l.set {
-			if setHas(r.set, &l.set[i]) {
-				out = append(out, l.set[i])
+		ls, rs := l.elems(), r.elems()
+		out := make([]value, 0, min(len(ls), len(rs)))
+		for i := range ls {
+			if setHas(rs, &ls[i]) {
+				out = append(out, ls[i])
 			}
 		}
-		return value{kind: kindSet, set: out}, true
+		return value{kind: kindSet, set: &out}, true
 	case pb.OpBinary_Union:
 		if l.kind != kindSet || r.kind != kindSet {
 			return value{}, false
 		}
-		out := make([]value, len(l.set), len(l.set)+len(r.set))
-		copy(out, l.set)
-		for i := range r.set {
-			if !setHas(l.set, &r.set[i]) {
-				out = append(out, r.set[i])
+		ls, rs := l.elems(), r.elems()
+		out := make([]value, len(ls), len(ls)+len(rs))
+		copy(out, ls)
+		for i := range rs {
+			if !setHas(ls, &rs[i]) {
+				out = append(out, rs[i])
 			}
 		}
-		return value{kind: kindSet, set: out}, true
+		return value{kind: kindSet, set: &out}, true
 	}
 	// Regex, Mul and Div are refused by compile; unknown kinds by decode.
 	return value{}, false

@@ -65,13 +65,13 @@ func Inspect(token []byte) (Inspection, error) {
 		b := &t.blocks[i]
 		ib := InspectedBlock{Index: i, RevocationID: hex.EncodeToString(b.sig), Context: b.context}
 		for j := range b.facts {
-			ib.Facts = append(ib.Facts, factText(&b.facts[j]))
+			ib.Facts = append(ib.Facts, factText(&b.facts[j], t.symbols))
 		}
 		for j := range b.rules {
-			ib.Rules = append(ib.Rules, ruleText(&b.rules[j]))
+			ib.Rules = append(ib.Rules, ruleText(&b.rules[j], t.symbols))
 		}
 		for j := range b.checks {
-			ib.Checks = append(ib.Checks, checkText(&b.checks[j]))
+			ib.Checks = append(ib.Checks, checkText(&b.checks[j], t.symbols))
 			if d := expiryOf(&b.checks[j]); d != nil && (expiry == nil || uint64(*d) < uint64(*expiry)) {
 				expiry = d
 			}

@@ -88,11 +88,6 @@ const (
 	ceilEvalSteps   = 1 << 28
 )
 
-// protoRecursionLimit bounds protobuf message nesting. The deepest v3.0
-// path (Block, CheckV2, RuleV2, ExpressionV2, Op, TermV2, TermSet, TermV2)
-// is 8 levels; anything deeper is not a token.
-const protoRecursionLimit = 12
-
 // Validate reports the first limit that is not within 1 and its ceiling.
 // The error wraps ErrInvalidConfig.
 func (l Limits) Validate() error {

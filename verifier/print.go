@@ -86,11 +86,12 @@ func writeValue(b *strings.Builder, v *value) {
 		b.WriteString(strconv.FormatBool(v.num != 0))
 	case kindSet:
 		b.WriteByte('[')
-		for i := range v.set {
+		es := v.elems()
+		for i := range es {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			writeValue(b, &v.set[i])
+			writeValue(b, &es[i])
 		}
 		b.WriteByte(']')
 	}
@@ -105,30 +106,30 @@ func formatDate(secs int64) string {
 	return time.Unix(secs, 0).UTC().Format(time.RFC3339)
 }
 
-func writeTerm(b *strings.Builder, t *term) {
+func writeTerm(b *strings.Builder, t *term, syms []string) {
 	if t.isVar {
 		b.WriteByte('$')
-		b.WriteString(t.name)
+		b.WriteString(symbolName(syms, t.sym))
 		return
 	}
 	writeValue(b, &t.val)
 }
 
-func writePredicate(b *strings.Builder, p *predicate) {
+func writePredicate(b *strings.Builder, p *predicate, syms []string) {
 	b.WriteString(p.name)
 	b.WriteByte('(')
 	for i := range p.terms {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		writeTerm(b, &p.terms[i])
+		writeTerm(b, &p.terms[i], syms)
 	}
 	b.WriteByte(')')
 }
 
 // exprText renders a postfix expression infix. Stack discipline was
 // checked by decode; a broken one renders as "<invalid expression>".
-func exprText(ops []op) string {
+func exprText(ops []op, syms []string) string {
 	var st []string
 	var b strings.Builder
 	for i := range ops {
@@ -136,7 +137,7 @@ func exprText(ops []op) string {
 		switch o.kind {
 		case opValue:
 			b.Reset()
-			writeTerm(&b, &o.t)
+			writeTerm(&b, &o.t, syms)
 			st = append(st, b.String())
 		case opUnary:
 			if len(st) < 1 {
@@ -178,20 +179,20 @@ func exprText(ops []op) string {
 }
 
 // writeBody renders a query or rule body: predicates then expressions.
-func writeBody(b *strings.Builder, r *rule) {
+func writeBody(b *strings.Builder, r *rule, syms []string) {
 	n := 0
 	for i := range r.body {
 		if n > 0 {
 			b.WriteString(", ")
 		}
-		writePredicate(b, &r.body[i])
+		writePredicate(b, &r.body[i], syms)
 		n++
 	}
 	for _, e := range r.exprs {
 		if n > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(exprText(e))
+		b.WriteString(exprText(e, syms))
 		n++
 	}
 	if n == 0 {
@@ -200,30 +201,30 @@ func writeBody(b *strings.Builder, r *rule) {
 }
 
 // checkText renders "check if q1 or q2 …".
-func checkText(c *check) string {
+func checkText(c *check, syms []string) string {
 	var b strings.Builder
 	b.WriteString("check if ")
 	for i := range c.queries {
 		if i > 0 {
 			b.WriteString(" or ")
 		}
-		writeBody(&b, &c.queries[i])
+		writeBody(&b, &c.queries[i], syms)
 	}
 	return b.String()
 }
 
 // ruleText renders "head <- body".
-func ruleText(r *rule) string {
+func ruleText(r *rule, syms []string) string {
 	var b strings.Builder
-	writePredicate(&b, &r.head)
+	writePredicate(&b, &r.head, syms)
 	b.WriteString(" <- ")
-	writeBody(&b, r)
+	writeBody(&b, r, syms)
 	return b.String()
 }
 
 // factText renders "name(terms)".
-func factText(p *predicate) string {
+func factText(p *predicate, syms []string) string {
 	var b strings.Builder
-	writePredicate(&b, p)
+	writePredicate(&b, p, syms)
 	return b.String()
 }

@@ -102,10 +102,10 @@ func query(body []biscuit.Predicate, exprs ...biscuit.Expression) biscuit.Rule {
 
 func checkOf(queries ...biscuit.Rule) biscuit.Check { return biscuit.Check{Queries: queries} }
 
-func vr(name string) biscuit.Value    { return biscuit.Value{Term: biscuit.Variable(name)} }
-func str(s string) biscuit.Value      { return biscuit.Value{Term: biscuit.String(s)} }
-func integer(n int64) biscuit.Value   { return biscuit.Value{Term: biscuit.Integer(n)} }
-func date(t time.Time) biscuit.Value  { return biscuit.Value{Term: biscuit.Date(t)} }
+func vr(name string) biscuit.Value     { return biscuit.Value{Term: biscuit.Variable(name)} }
+func str(s string) biscuit.Value       { return biscuit.Value{Term: biscuit.String(s)} }
+func integer(n int64) biscuit.Value    { return biscuit.Value{Term: biscuit.Integer(n)} }
+func date(t time.Time) biscuit.Value   { return biscuit.Value{Term: biscuit.Date(t)} }
 func val(t biscuit.Term) biscuit.Value { return biscuit.Value{Term: t} }
 
 func strSet(elems ...string) biscuit.Set {

@@ -157,6 +157,7 @@ func (v *Verifier) load(token []byte) (*compiled, error) {
 	}
 	c.rootKeyID = root.ID
 	copy(c.rootPub[:], root.Public)
+	c.loadZones()
 	if v.cache != nil {
 		v.cache.put(&key, c)
 	}
@@ -205,7 +206,7 @@ func (v *Verifier) evaluate(c *compiled, req *Request) Decision {
 		if e.runCheck(ch) {
 			continue
 		}
-		d.FailedChecks = append(d.FailedChecks, FailedCheck{Block: ch.block, Check: ch.text, Reason: ch.reason})
+		d.FailedChecks = append(d.FailedChecks, FailedCheck{Block: ch.block, Check: ch.rendered(), Reason: ch.reason})
 		if r := rankOf(ch.reason); r < best {
 			best = r
 		}

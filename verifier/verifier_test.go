@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -697,7 +698,7 @@ func revocationIDBytes(t testing.TB, tok []byte, i int) []byte {
 }
 
 func TestAuthorizeReasons(t *testing.T) {
-	defer goleak.VerifyNone(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	for _, tc := range coreAuthCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			tok := tc.token(t)
@@ -829,7 +830,7 @@ func TestCachedTokenStillExpires(t *testing.T) {
 
 // No single-bit change of a valid token is ever allowed, and none panics.
 func TestBitFlipsNeverAllow(t *testing.T) {
-	defer goleak.VerifyNone(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	tok := stdToken(t, authority{}, []biscuit.Check{rightsCheck(mustRight("crm/contacts:read"))})
 	v := coreVerifier(t, func(c *Config) { c.CacheSize = 0 })
 	step := 1
@@ -843,8 +844,6 @@ func TestBitFlipsNeverAllow(t *testing.T) {
 		d := v.Authorize(context.Background(), b, coreReq)
 		reasons[d.Reason]++
 		if d.Allowed {
-			// A flip in rootKeyId's varint can only make the key unknown;
-			// anything else allowed is a hole.
 			t.Fatalf("bit %d flipped: allowed", bit)
 		}
 	}
@@ -879,5 +878,51 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("New: got %v, want ErrInvalidConfig", err)
 			}
 		})
+	}
+}
+
+// Many goroutines share one Verifier, its pool, a cache small enough to
+// churn, and the lazily rendered texts of failed checks.
+func TestAuthorizeConcurrent(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	type job struct {
+		tok  []byte
+		req  Request
+		want string
+	}
+	var jobs []job
+	for _, tc := range coreAuthCases() {
+		if tc.cfg != nil || strings.HasPrefix(tc.name, "fail/revoked") {
+			continue
+		}
+		req := coreReq
+		if tc.req != nil {
+			req = *tc.req
+		}
+		jobs = append(jobs, job{tc.token(t), req, tc.want})
+	}
+	v := coreVerifier(t, func(c *Config) { c.CacheSize = 4 })
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 3 * len(jobs) {
+				j := jobs[(i*7+g)%len(jobs)]
+				if d := v.Authorize(context.Background(), j.tok, j.req); d.Reason != j.want {
+					select {
+					case errs <- fmt.Sprintf("got %q, want %q", d.Reason, j.want):
+					default:
+					}
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }
