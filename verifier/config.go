@@ -34,7 +34,7 @@ type Config struct {
 }
 
 // DefaultCacheSize is the CacheSize of DefaultConfig.
-const DefaultCacheSize = 10000
+const DefaultCacheSize = 4096
 
 // maxCacheSize bounds Config.CacheSize (each entry holds one decoded
 // token, a few KiB at most).

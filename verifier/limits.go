@@ -54,6 +54,9 @@ type Limits struct {
 	MaxAttributes int `json:"max_attributes"`
 	// MaxRootKeys bounds the root keys tried for a token without rootKeyId.
 	MaxRootKeys int `json:"max_root_keys"`
+	// MaxRequestBytes bounds the total length of the request's strings
+	// (resource, operation, presenter, service, fields, attributes).
+	MaxRequestBytes int `json:"max_request_bytes"`
 }
 
 // DefaultLimits returns the limits of token.md §8.
@@ -76,6 +79,7 @@ func DefaultLimits() Limits {
 		MaxTimeZones:          4,
 		MaxAttributes:         32,
 		MaxRootKeys:           8,
+		MaxRequestBytes:       16 << 10,
 	}
 }
 
@@ -113,6 +117,7 @@ func (l Limits) Validate() error {
 		{"MaxTimeZones", l.MaxTimeZones, 64},
 		{"MaxAttributes", l.MaxAttributes, ceilCount},
 		{"MaxRootKeys", l.MaxRootKeys, 1024},
+		{"MaxRequestBytes", l.MaxRequestBytes, 1 << 20},
 	}
 	for _, f := range fields {
 		if f.v < 1 || f.v > f.ceil {

@@ -102,6 +102,18 @@ func denyErr(err error) Decision {
 	return Decision{Reason: reasonOf(err), Message: err.Error()}
 }
 
+// requestBytes is the total length of the strings of req.
+func requestBytes(req *Request) int {
+	n := len(req.Resource) + len(req.Operation) + len(req.Presenter) + len(req.Service)
+	for _, f := range req.Fields {
+		n += len(f)
+	}
+	for k, val := range req.Attributes {
+		n += len(k) + len(val)
+	}
+	return n
+}
+
 func (v *Verifier) authorize(token []byte, req *Request) Decision {
 	switch {
 	case req.Resource == "":
@@ -114,6 +126,8 @@ func (v *Verifier) authorize(token []byte, req *Request) Decision {
 		return deny(spec.ReasonLimitsExceeded, fmt.Sprintf("request: %d attributes, limit %d", len(req.Attributes), v.lim.MaxAttributes))
 	case len(req.Fields) > v.lim.MaxSetElements:
 		return deny(spec.ReasonLimitsExceeded, fmt.Sprintf("request: %d fields, limit %d", len(req.Fields), v.lim.MaxSetElements))
+	case requestBytes(req) > v.lim.MaxRequestBytes:
+		return deny(spec.ReasonLimitsExceeded, fmt.Sprintf("request: strings longer than %d bytes in all", v.lim.MaxRequestBytes))
 	}
 	if len(token) > v.lim.MaxTokenBytes {
 		return deny(spec.ReasonLimitsExceeded, fmt.Sprintf("token is %d bytes, limit %d", len(token), v.lim.MaxTokenBytes))

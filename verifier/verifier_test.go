@@ -926,3 +926,28 @@ func TestAuthorizeConcurrent(t *testing.T) {
 		t.Error(e)
 	}
 }
+
+func TestRequestLimits(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Keys, _ = NewKeySet()
+	v, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("r", 17<<10)
+	for _, tc := range []struct {
+		name string
+		req  Request
+		want string
+	}{
+		{"fail/huge-resource", Request{Resource: big, Operation: "read"}, spec.ReasonLimitsExceeded},
+		{"fail/huge-attribute", Request{Resource: "r", Operation: "read", Attributes: map[string]string{"a": big}}, spec.ReasonLimitsExceeded},
+		{"fail/empty-resource", Request{Operation: "read"}, spec.ReasonMalformed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if d := v.Authorize(context.Background(), []byte{1, 2, 3}, tc.req); d.Reason != tc.want || d.Allowed {
+				t.Fatalf("got %s (%s), want %s", d.Reason, d.Message, tc.want)
+			}
+		})
+	}
+}
