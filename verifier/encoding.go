@@ -9,7 +9,6 @@ import (
 // decodes anything: 4× the default Limits.MaxTokenBytes, so that the
 // configured limit, not the encoding, normally decides (Authorize refuses
 // larger tokens with limits_exceeded).
-// TODO(lead): move to limits.go.
 const maxDecodedTokenBytes = 64 << 10
 
 // maxEncodedTokenBytes is the longest padded base64url text of a token of

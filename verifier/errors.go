@@ -44,3 +44,19 @@ func reasonOf(err error) string {
 		return spec.ReasonMalformed
 	}
 }
+
+// ErrRoute is wrapped by the errors of the RouteFunc PathRoute returns.
+var ErrRoute = errors.New("verifier: request maps to no resource")
+
+// ErrInvalidKeySet is wrapped by every error NewKeySet, ParseJWKS and
+// LoadKeys return for a key set that is malformed or unsafe.
+var ErrInvalidKeySet = errors.New("verifier: invalid key set")
+
+// Errors of RevocationList.
+var (
+	// ErrInvalidRevocationID means an id is not 32 or 128 hex digits.
+	ErrInvalidRevocationID = errors.New("verifier: invalid revocation id")
+	// ErrInvalidRevocationList means a revocation file is malformed or
+	// over a limit.
+	ErrInvalidRevocationList = errors.New("verifier: invalid revocation list")
+)

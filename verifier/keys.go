@@ -18,19 +18,6 @@ import (
 	"strings"
 )
 
-// Limits on key sets read from untrusted bytes (a JWKS file or URL).
-// TODO(lead): move to limits.go; kept here because limits.go is owned by the
-// verifier core.
-const (
-	// maxJWKSBytes bounds a JWKS document (file or HTTP body).
-	maxJWKSBytes = 1 << 20
-	// maxKeySetKeys bounds the number of root keys in one KeySet. Active
-	// plus retired-but-still-valid keys of one issuer fit comfortably.
-	maxKeySetKeys = 64
-	// maxJWKSDepth bounds JSON nesting in a JWKS document.
-	maxJWKSDepth = 16
-)
-
 // JWK member values writ's key endpoint uses (GET /v1/keys).
 const (
 	jwkKeyType   = "OKP"
@@ -38,11 +25,6 @@ const (
 	jwkUse       = "sig"
 	jwkAlgorithm = "EdDSA"
 )
-
-// ErrInvalidKeySet is wrapped by every error NewKeySet, ParseJWKS and
-// LoadKeys return for a key set that is malformed or unsafe.
-// TODO(lead): move to errors.go.
-var ErrInvalidKeySet = errors.New("verifier: invalid key set")
 
 // KeySet is a fixed set of root public keys. It implements KeySource.
 //

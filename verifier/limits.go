@@ -126,3 +126,30 @@ func (l Limits) Validate() error {
 	}
 	return nil
 }
+
+// maxAuthorizationBytes bounds the Authorization header value the
+// middleware looks at: the scheme, a space, the longest token DecodeToken
+// accepts, and some whitespace.
+const maxAuthorizationBytes = len("Bearer ") + maxEncodedTokenBytes + 64
+
+// Limits on key sets read from untrusted bytes (a JWKS file or URL).
+const (
+	// maxJWKSBytes bounds a JWKS document (file or HTTP body).
+	maxJWKSBytes = 1 << 20
+	// maxKeySetKeys bounds the number of root keys in one KeySet. Active
+	// plus retired-but-still-valid keys of one issuer fit comfortably.
+	maxKeySetKeys = 64
+	// maxJWKSDepth bounds JSON nesting in a JWKS document.
+	maxJWKSDepth = 16
+)
+
+// Limits on revocation lists read from files.
+const (
+	// maxRevocations bounds the entries of one RevocationList (twice the
+	// 1,000,000-entry design target).
+	maxRevocations = 2_000_000
+	// maxRevocationFileBytes bounds a revocation file: maxRevocations
+	// revocation ids of 128 hex digits with quotes, comma and generous
+	// indentation.
+	maxRevocationFileBytes = maxRevocations*(revocationIDHexLen+32) + 4096
+)

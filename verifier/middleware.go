@@ -15,25 +15,14 @@ import (
 	"github.com/writ-dev/writ/spec"
 )
 
-// maxAuthorizationBytes bounds the Authorization header value the
-// middleware looks at: the scheme, a space, the longest token DecodeToken
-// accepts, and some whitespace.
-// TODO(lead): move to limits.go.
-const maxAuthorizationBytes = len("Bearer ") + maxEncodedTokenBytes + 64
-
 // Problem codes the middleware uses besides the decision reasons of spec.
 // Each maps to the type URI spec.ProblemType(code).
-// TODO(lead): add to spec (vocab.go, openapi.yaml) next to the reasons.
 const (
 	// ProblemMissingToken: the request carries no bearer token.
 	ProblemMissingToken = "missing_token"
 	// ProblemBadRequest: the RouteFunc could not map the request.
 	ProblemBadRequest = "bad_request"
 )
-
-// ErrRoute is wrapped by the errors of the RouteFunc PathRoute returns.
-// TODO(lead): move to errors.go.
-var ErrRoute = errors.New("verifier: request maps to no resource")
 
 // RouteFunc maps an HTTP request to the resource and operation it acts on.
 // It must not read the body. A returned error makes the middleware answer

@@ -9,32 +9,10 @@ import (
 	"sync"
 )
 
-// Limits on revocation lists read from files.
-// TODO(lead): move to limits.go.
-const (
-	// maxRevocations bounds the entries of one RevocationList (twice the
-	// 1,000,000-entry design target).
-	maxRevocations = 2_000_000
-	// maxRevocationFileBytes bounds a revocation file: maxRevocations
-	// revocation ids of 128 hex digits with quotes, comma and generous
-	// indentation.
-	maxRevocationFileBytes = maxRevocations*(revocationIDHexLen+32) + 4096
-)
-
 // Lengths of the two kinds of ids a RevocationList holds (token.md §1, §2).
 const (
 	tokenIDHexLen      = 32  // token_id: 16 random bytes
 	revocationIDHexLen = 128 // a block's Ed25519 signature: 64 bytes
-)
-
-// Errors of RevocationList.
-// TODO(lead): move to errors.go.
-var (
-	// ErrInvalidRevocationID means an id is not 32 or 128 hex digits.
-	ErrInvalidRevocationID = errors.New("verifier: invalid revocation id")
-	// ErrInvalidRevocationList means a revocation file is malformed or
-	// over a limit.
-	ErrInvalidRevocationList = errors.New("verifier: invalid revocation list")
 )
 
 // revKey is how a RevocationList stores one id in 16 bytes:
