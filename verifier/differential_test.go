@@ -17,6 +17,7 @@ import (
 	biscuit "github.com/biscuit-auth/biscuit-go/v2"
 	"github.com/biscuit-auth/biscuit-go/v2/datalog"
 	"github.com/biscuit-auth/biscuit-go/v2/pb"
+	"go.uber.org/goleak"
 
 	"github.com/writ-dev/writ/attenuation"
 	"github.com/writ-dev/writ/attenuation/attenuationtest"
@@ -252,6 +253,8 @@ func describe(tok []byte, req verifier.Request, at time.Time, detail string) str
 // TestDifferentialGolden compares both authorizers on every golden token
 // and request the verifier evaluates.
 func TestDifferentialGolden(t *testing.T) {
+	// biscuit-go evaluates in goroutines; none may outlive a decision.
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	f := readGolden(t)
 	df := newDiffer(t, f)
 	var tl diffTally
@@ -736,6 +739,8 @@ const (
 // TestDifferentialCorpus compares both authorizers on a deterministic
 // random corpus.
 func TestDifferentialCorpus(t *testing.T) {
+	// biscuit-go evaluates in goroutines; none may outlive a decision.
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	df := newDiffer(t, goldenKeysFile())
 	g := &corpusGen{r: rand.New(rand.NewPCG(0x5772697420646966, 0x66206f7270757321)), kit: newKit(t, "differential corpus")}
 	var tl diffTally
@@ -803,4 +808,74 @@ func FuzzDifferential(f *testing.F) {
 			t.Errorf("disagreement on %s: %s", gf.Cases[int(ci)%len(tokens)].Name, describe(dt.raw, req, at, detail))
 		}
 	})
+}
+
+// TestDifferentialEdgeCases compares both authorizers on checks aimed at
+// the corners of the expression semantics (token.md §6): errors under
+// negation and "or", sets compared and combined, string concatenation
+// and lengths, overflow, duplicate request fields.
+func TestDifferentialEdgeCases(t *testing.T) {
+	// biscuit-go evaluates in goroutines; none may outlive a decision.
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	v := func(s string) biscuit.Term { return biscuit.Variable(s) }
+	e := func(ops ...biscuit.Op) biscuit.Expression { return biscuit.Expression(ops) }
+	on := func(name, vr string, ops ...biscuit.Op) biscuit.Check {
+		return bCheck(bQuery([]biscuit.Predicate{bPred(name, v(vr))}, e(ops...)))
+	}
+	neg := func(ops ...biscuit.Op) []biscuit.Op { return append(ops, biscuit.UnaryParens, biscuit.UnaryNegate) }
+	set := func(ss ...string) biscuit.Value { return bVal(bStrSet(ss...)) }
+	intSet := bVal(biscuit.Set{biscuit.Integer(1), biscuit.Integer(2)})
+	at := bVal(biscuit.Date(goldenNow.Add(gMinute)))
+	const maxInt, minInt = math.MaxInt64, math.MinInt64
+	checks := []struct {
+		name  string
+		check biscuit.Check
+	}{
+		{"fields-length", on("fields", "f", bVar("f"), biscuit.UnaryLength, bInt(1), biscuit.BinaryEqual)},
+		{"fields-equal-set", on("fields", "f", bVar("f"), set("email", "name"), biscuit.BinaryEqual)},
+		{"fields-superset", on("fields", "f", bVar("f"), set("email"), biscuit.BinaryContains)},
+		{"fields-intersection-equal", on("fields", "f", bVar("f"), set("email", "ssn"), biscuit.BinaryIntersection, set("email"), biscuit.BinaryEqual)},
+		{"fields-union-length", on("fields", "f", bVar("f"), set("email"), biscuit.BinaryUnion, biscuit.UnaryLength, bInt(2), biscuit.BinaryGreaterOrEqual)},
+		{"not-starts-with-on-set", on("fields", "f", neg(bVar("f"), bStr("e"), biscuit.BinaryPrefix)...)},
+		{"not-contains-mismatched-type", on("resource", "r", neg(intSet, bVar("r"), biscuit.BinaryContains)...)},
+		{"not-equal-mismatched-type", on("records", "n", neg(bVar("n"), bStr("5"), biscuit.BinaryEqual)...)},
+		{"not-string-less-than", on("resource", "r", neg(bVar("r"), bStr("d"), biscuit.BinaryLessThan)...)},
+		{"not-length-of-integer", on("records", "n", neg(bVar("n"), biscuit.UnaryLength, bInt(0), biscuit.BinaryGreaterThan)...)},
+		{"not-negate-integer", on("records", "n", bVar("n"), biscuit.UnaryNegate, biscuit.UnaryNegate)},
+		{"or-after-overflow", on("records", "n", bVar("n"), bInt(5), biscuit.BinaryLessThan, bVar("n"), bInt(maxInt), biscuit.BinaryAdd, bInt(0), biscuit.BinaryGreaterThan, biscuit.BinaryOr)},
+		{"and-after-false", on("records", "n", bVar("n"), bInt(5), biscuit.BinaryGreaterThan, bVar("n"), bInt(maxInt), biscuit.BinaryAdd, bInt(0), biscuit.BinaryGreaterThan, biscuit.BinaryAnd)},
+		{"not-overflow-sub", on("records", "n", neg(bVar("n"), bInt(minInt), biscuit.BinarySub, bInt(0), biscuit.BinaryLessThan)...)},
+		{"string-concat", on("resource", "r", bVar("r"), bStr("/x"), biscuit.BinaryAdd, bStr("crm/contacts/x"), biscuit.BinaryEqual)},
+		{"string-length-bytes", on("resource", "r", bVar("r"), biscuit.UnaryLength, bInt(6), biscuit.BinaryEqual)},
+		{"string-contains", on("resource", "r", bVar("r"), bStr("tact"), biscuit.BinaryContains)},
+		{"date-equal", on("time", "t", bVar("t"), at, biscuit.BinaryEqual)},
+		{"not-date-plus-integer", on("time", "t", neg(bVar("t"), bInt(1), biscuit.BinaryAdd, at, biscuit.BinaryGreaterThan)...)},
+		{"set-intersection-mismatched", on("fields", "f", neg(bVar("f"), intSet, biscuit.BinaryIntersection, biscuit.UnaryLength, bInt(0), biscuit.BinaryEqual)...)},
+		{"bool-and-non-bool", on("records", "n", neg(bVar("n"), bInt(1), biscuit.BinaryAnd)...)},
+	}
+	requests := []struct {
+		req verifier.Request
+		at  time.Time
+	}{
+		{verifier.Request{Resource: "crm/contacts", Operation: "read"}, goldenNow.Add(gMinute)},
+		{verifier.Request{Resource: "crm/contacts", Operation: "read", Records: 1, Fields: []string{"email", "email"}}, goldenNow.Add(gMinute)},
+		{verifier.Request{Resource: "crm/contacts", Operation: "read", Records: 7, Fields: []string{"name", "email"}}, goldenNow.Add(2 * gMinute)},
+		{verifier.Request{Resource: "crm/notes/é", Operation: "read", Records: 3, Fields: []string{"email"}}, goldenNow},
+	}
+	df := newDiffer(t, goldenKeysFile())
+	k := newKit(t, "differential edge cases")
+	var tl diffTally
+	for _, c := range checks {
+		dt := newDiffToken(k.appendBlock(k.mint(goldenRoot1, 1, baseClaims()), []biscuit.Check{c.check}))
+		for i, r := range requests {
+			o, d, detail := df.compare(dt, r.req, r.at)
+			tl.add(o, d, func() string {
+				return fmt.Sprintf("%s request %d: %s", c.name, i, describe(dt.raw, r.req, r.at, detail))
+			})
+		}
+	}
+	tl.report(t, "edge cases")
+	if tl.counts[outNotEvaluated] > 0 {
+		t.Errorf("%d edge-case decisions were not evaluated; every check here is in the v3.0 subset", tl.counts[outNotEvaluated])
+	}
 }

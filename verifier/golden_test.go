@@ -1142,6 +1142,19 @@ func goldenCases(t testing.TB) ([]gCase, []string) {
 			}})
 	}
 	{
+		name := "fail/record-limit-below-one"
+		k := kit(name)
+		tok := k.appendBlock(m1(k, baseClaims()), []biscuit.Check{bCheck(bQuery(
+			[]biscuit.Predicate{bPred("records", biscuit.Variable("n"))},
+			biscuit.Expression{bVar("n"), bInt(0), biscuit.BinaryLessOrEqual}))})
+		add(gCase{name: name, desc: "check if records($n), $n <= 0 (never minted by writ): with records 0 the check passes but the decision could not carry the limit, so the verifier denies; Datalog alone would allow.",
+			token: tok,
+			reqs: []gReq{
+				q("crm/contacts", "read").want(constraint, 0),
+				q("crm/contacts", "read").records(1).failing(constraint, 1),
+			}})
+	}
+	{
 		name := "fail/unknown-time-zone"
 		k := kit(name)
 		tok := k.appendBlock(m1(k, baseClaims()), []biscuit.Check{bCheck(bQuery(
