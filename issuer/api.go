@@ -51,9 +51,10 @@ type DeniedRight struct {
 // maxRightsPerRequest bounds the rights one token request may name.
 const maxRightsPerRequest = 64
 
-// Handler returns the HTTP API. Identity comes from the verified TLS peer
-// certificate; the handler must be served with the TLS config of New.
-func (is *Issuer) Handler() http.Handler {
+// handler returns the HTTP API. Identity comes from the TLS peer
+// certificate, which only the server TLS config of New verifies: the
+// handler is therefore never exported for serving elsewhere.
+func (is *Issuer) handler() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range is.routes() {
 		mux.Handle(rt.method+" "+rt.path, rt.h)

@@ -2,6 +2,7 @@ package issuer
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 )
 
@@ -24,8 +25,14 @@ type auditLog struct {
 
 type pendingAudit struct {
 	rec  *AuditRecord
+	size int // encoded size, for cutting batches below the raft command cap
 	done chan error
 }
+
+// maxBatchBytes bounds the encoded audit records of one raft entry, well
+// below cluster.DefaultMaxCommandBytes (1 MiB). One record is at most
+// about 400 KiB (a 64 KiB request body JSON-escaped), so it always fits.
+const maxBatchBytes = 512 << 10
 
 func newAuditLog(node applier, maxBatch, workers int, m *metrics) *auditLog {
 	return &auditLog{node: node, queue: make(chan *pendingAudit, maxBatch*workers*4), maxBatch: maxBatch, workers: workers, metrics: m}
@@ -34,7 +41,11 @@ func newAuditLog(node applier, maxBatch, workers int, m *metrics) *auditLog {
 // Commit enqueues rec and returns once it is committed (or ctx ends). A
 // nil error means the record is durable in the replicated audit chain.
 func (a *auditLog) Commit(ctx context.Context, rec *AuditRecord) error {
-	p := &pendingAudit{rec: rec, done: make(chan error, 1)}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("issuer: audit: encode: %w", err)
+	}
+	p := &pendingAudit{rec: rec, size: len(b), done: make(chan error, 1)}
 	select {
 	case a.queue <- p:
 	case <-ctx.Done():
@@ -74,19 +85,29 @@ func (a *auditLog) Run(ctx context.Context) error {
 
 func (a *auditLog) worker(ctx context.Context) error {
 	batch := make([]*pendingAudit, 0, a.maxBatch)
+	var carry *pendingAudit
 	for {
 		batch = batch[:0]
-		select {
-		case <-ctx.Done():
-			return nil
-		case p := <-a.queue:
-			batch = append(batch, p)
+		size := 0
+		if carry != nil {
+			batch, size, carry = append(batch, carry), carry.size, nil
+		} else {
+			select {
+			case <-ctx.Done():
+				return nil
+			case p := <-a.queue:
+				batch, size = append(batch, p), p.size
+			}
 		}
 	fill:
 		for len(batch) < a.maxBatch {
 			select {
 			case p := <-a.queue:
-				batch = append(batch, p)
+				if size+p.size > maxBatchBytes {
+					carry = p
+					break fill
+				}
+				batch, size = append(batch, p), size+p.size
 			default:
 				break fill
 			}
@@ -94,6 +115,10 @@ func (a *auditLog) worker(ctx context.Context) error {
 		err := a.commitBatch(ctx, batch)
 		for _, p := range batch {
 			p.done <- err
+		}
+		if carry != nil && ctx.Err() != nil {
+			carry.done <- fmt.Errorf("issuer: audit: shutting down")
+			carry = nil
 		}
 	}
 }
@@ -114,8 +139,8 @@ func (a *auditLog) commitBatch(ctx context.Context, batch []*pendingAudit) error
 	if err != nil {
 		return fmt.Errorf("issuer: audit: %w", err)
 	}
-	if r, ok := res.(applyResult); ok && r.err != nil {
-		return fmt.Errorf("issuer: audit: %w", r.err)
+	if err := checkApplied(res, len(recs)); err != nil {
+		return fmt.Errorf("issuer: audit: %w", err)
 	}
 	return nil
 }

@@ -21,6 +21,8 @@ const (
 )
 
 // command is the envelope of every entry the issuer writes to the raft log.
+// A key or policy change carries its own audit record, applied in the same
+// step, so no change can be live without being on the record.
 type command struct {
 	V      int            `json:"v"`
 	Type   string         `json:"type"`
@@ -73,12 +75,12 @@ func decodeCommand(b []byte) (*command, error) {
 	}
 	switch c.Type {
 	case cmdKeyAdd:
-		if c.Key == nil || c.Policy != nil || c.Audit != nil {
-			return nil, fmt.Errorf("%w: %s wants exactly a key", ErrBadCommand, c.Type)
+		if c.Key == nil || c.Policy != nil || len(c.Audit) != 1 {
+			return nil, fmt.Errorf("%w: %s wants exactly a key and its audit record", ErrBadCommand, c.Type)
 		}
 	case cmdPolicySet:
-		if c.Policy == nil || c.Key != nil || c.Audit != nil {
-			return nil, fmt.Errorf("%w: %s wants exactly a policy", ErrBadCommand, c.Type)
+		if c.Policy == nil || c.Key != nil || len(c.Audit) != 1 {
+			return nil, fmt.Errorf("%w: %s wants exactly a policy and its audit record", ErrBadCommand, c.Type)
 		}
 	case cmdAuditAppend:
 		if len(c.Audit) == 0 || c.Key != nil || c.Policy != nil {

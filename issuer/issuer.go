@@ -100,6 +100,14 @@ func New(cfg Config) (*Issuer, error) {
 		state.Close()
 		return nil, fmt.Errorf("issuer: raft: %w", err)
 	}
+	if st := node.Stats(); state.Applied() > max(st.LastLogIndex, st.LastSnapshotIndex) {
+		// The state saw log entries the raft log no longer has (its data
+		// was lost or restored from an older copy). Reusing those indexes
+		// would skip new commands as already applied.
+		node.Close()
+		state.Close()
+		return nil, fmt.Errorf("issuer: state has applied index %d but the raft log ends at %d: refusing to start (restore both from the same backup, or reset the node)", state.Applied(), max(st.LastLogIndex, st.LastSnapshotIndex))
+	}
 	is.node = node
 	is.audit = newAuditLog(node, cfg.AuditBatch, cfg.AuditWorkers, is.metrics)
 
@@ -111,7 +119,7 @@ func New(cfg Config) (*Issuer, error) {
 	}
 	is.ln = ln
 	is.srv = &http.Server{
-		Handler:           is.Handler(),
+		Handler:           is.handler(),
 		TLSConfig:         is.serverTLS(),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
@@ -156,9 +164,14 @@ func (is *Issuer) State() *State { return is.state }
 func (is *Issuer) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	// The raft node and the audit workers outlive the HTTP server so that
+	// requests in flight at shutdown can still commit their audit records.
+	nodeCtx, nodeCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer nodeCancel()
 	nodeErr := make(chan error, 1)
-	go func() { nodeErr <- is.node.Run(ctx) }()
+	go func() { nodeErr <- is.node.Run(nodeCtx) }()
 	auditCtx, auditCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer auditCancel()
 	auditErr := make(chan error, 1)
 	go func() { auditErr <- is.audit.Run(auditCtx) }()
 	srvErr := make(chan error, 1)
@@ -169,9 +182,13 @@ func (is *Issuer) Run(ctx context.Context) error {
 		}
 		srvErr <- err
 	}()
+	bootDone := make(chan struct{})
 	go func() {
-		if err := is.bootstrap(ctx); err != nil && ctx.Err() == nil {
-			cancel(err)
+		defer close(bootDone)
+		if err := is.bootstrap(ctx); err != nil {
+			if ctx.Err() == nil {
+				cancel(err)
+			}
 			return
 		}
 		is.booted.Store(true)
@@ -188,13 +205,18 @@ func (is *Issuer) Run(ctx context.Context) error {
 		first = fmt.Errorf("raft node stopped: %w", err)
 		nodeErr <- nil
 	}
+	cancel(nil)
+	<-bootDone
+	// Drain requests; past the grace period, cut the rest off.
 	shutCtx, shutCancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer shutCancel()
-	is.srv.Shutdown(shutCtx)
+	if err := is.srv.Shutdown(shutCtx); err != nil {
+		is.srv.Close()
+	}
 	<-srvErr
 	auditCancel()
 	<-auditErr
-	cancel(nil)
+	nodeCancel()
 	if err := <-nodeErr; err != nil && first == nil && !errors.Is(err, context.Canceled) {
 		first = err
 	}
@@ -220,13 +242,21 @@ func (is *Issuer) bootstrap(ctx context.Context) error {
 		if err == nil {
 			err = is.ensurePolicy(ctx)
 		}
-		if err == nil {
+		switch {
+		case err == nil:
 			return nil
+		case errors.Is(err, ErrBadKEK), errors.Is(err, ErrBadCommand):
+			return err // cannot succeed by retrying
+		case ctx.Err() != nil:
+			return ctx.Err()
 		}
-		if errors.Is(err, cluster.ErrNotLeader) || errors.Is(err, cluster.ErrLeadershipLost) {
-			continue
+		// Leadership changes, timeouts: try again shortly.
+		is.log.Warn("bootstrap retry", "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
 		}
-		return err
 	}
 }
 
@@ -252,11 +282,12 @@ func (is *Issuer) ensureKey(ctx context.Context) error {
 		return err
 	}
 	now := is.cfg.Now().UTC()
-	if err := is.apply(ctx, &command{Type: cmdKeyAdd, Key: &keyRecord{ID: id, Public: pub, Sealed: sealed, State: keyActive, CreatedAt: now}}); err != nil {
+	rec := &AuditRecord{Time: now, Node: is.cfg.NodeID, Kind: AuditKeyAdd, Caller: is.id.String(), KeyID: id}
+	if err := is.apply(ctx, &command{Type: cmdKeyAdd, Key: &keyRecord{ID: id, Public: pub, Sealed: sealed, State: keyActive, CreatedAt: now}, Audit: []*AuditRecord{rec}}); err != nil {
 		return fmt.Errorf("issuer: add root key: %w", err)
 	}
 	is.log.Info("root key created", "key_id", id)
-	return is.audit.Commit(ctx, &AuditRecord{Time: now, Node: is.cfg.NodeID, Kind: AuditKeyAdd, Caller: is.id.String(), KeyID: id})
+	return nil
 }
 
 func (is *Issuer) ensurePolicy(ctx context.Context) error {
@@ -276,14 +307,16 @@ func (is *Issuer) SetPolicy(ctx context.Context, admin spiffeid.ID, source []byt
 	}
 	now := is.cfg.Now().UTC()
 	rec := &policyRecord{Version: p.Version(), Source: source, SetBy: admin.String(), SetAt: now}
-	if err := is.apply(ctx, &command{Type: cmdPolicySet, Policy: rec}); err != nil {
+	audit := &AuditRecord{Time: now, Node: is.cfg.NodeID, Kind: AuditPolicySet, Caller: admin.String(), PolicyVersion: rec.Version}
+	if err := is.apply(ctx, &command{Type: cmdPolicySet, Policy: rec, Audit: []*AuditRecord{audit}}); err != nil {
 		return "", fmt.Errorf("issuer: set policy: %w", err)
 	}
 	is.log.Info("policy set", "policy_version", rec.Version, "by", admin.String())
-	err = is.audit.Commit(ctx, &AuditRecord{Time: now, Node: is.cfg.NodeID, Kind: AuditPolicySet, Caller: admin.String(), PolicyVersion: rec.Version})
-	return rec.Version, err
+	return rec.Version, nil
 }
 
+// apply commits c and checks that the state machine applied it, audit
+// records included.
 func (is *Issuer) apply(ctx context.Context, c *command) error {
 	b, err := encodeCommand(c)
 	if err != nil {
@@ -293,8 +326,20 @@ func (is *Issuer) apply(ctx context.Context, c *command) error {
 	if err != nil {
 		return err
 	}
-	if r, ok := res.(applyResult); ok && r.err != nil {
+	return checkApplied(res, len(c.Audit))
+}
+
+// checkApplied fails closed unless the state machine returned a result
+// that chains exactly records audit records.
+func checkApplied(res any, records int) error {
+	r, ok := res.(applyResult)
+	switch {
+	case !ok:
+		return fmt.Errorf("%w: unexpected apply result %T", ErrAuditChain, res)
+	case r.err != nil:
 		return r.err
+	case len(r.seqs) != records:
+		return fmt.Errorf("%w: %d of %d audit records chained", ErrAuditChain, len(r.seqs), records)
 	}
 	return nil
 }

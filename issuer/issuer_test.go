@@ -6,9 +6,11 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -473,5 +475,58 @@ func TestConcurrentMintsAllAudited(t *testing.T) {
 	}
 	if len(seen) != 0 {
 		t.Fatalf("%d minted tokens have no audit record", len(seen))
+	}
+}
+
+// TestLargeAuditRecordsDoNotPoisonBatches: requests whose audit records are
+// large (JSON-escaped rights) are cut into raft entries below the command
+// cap, so nobody's request fails because of someone else's.
+func TestLargeAuditRecordsDoNotPoisonBatches(t *testing.T) {
+	f := newFixture(t)
+	c := f.client(f.svid(billingID))
+	right := strings.Repeat("<", 480) + ":read"
+	rights := make([]string, 7)
+	for i := range rights {
+		rights[i] = `"` + right + `"`
+	}
+	body := `{"rights":[` + strings.Join(rights, ",") + `]}`
+	var wg sync.WaitGroup
+	errs := make(chan string, 200)
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := f.do(c, "POST", "/v1/token", []byte(body), nil)
+			if err != nil {
+				errs <- err.Error()
+			} else if r.status != 403 {
+				errs <- fmt.Sprintf("status %d: %s", r.status, r.body)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Fatalf("denied request with a large audit record: got %s, want 403", e)
+	}
+}
+
+// TestRefuseStateAheadOfRaftLog: a node whose raft log was lost must not
+// start, or new commands would be skipped as already applied.
+func TestRefuseStateAheadOfRaftLog(t *testing.T) {
+	f := newFixture(t)
+	if r := f.mint(f.client(f.svid(supportID)), `{"rights":["crm/contacts:read"]}`); r.status != 200 {
+		t.Fatalf("mint: %d", r.status)
+	}
+	f.stop()
+	if err := os.RemoveAll(filepath.Join(f.dir, "raft")); err != nil {
+		t.Fatal(err)
+	}
+	svid := f.svid(issuerID)
+	cfg := issuer.DefaultConfig()
+	cfg.ListenAddr, cfg.RaftAddr, cfg.DataDir, cfg.KEK = "127.0.0.1:0", "127.0.0.1:0", f.dir, f.kek
+	cfg.SVID, cfg.Bundles = svid.X509SVID(), f.ca.Bundle()
+	if _, err := issuer.New(cfg); err == nil || !strings.Contains(err.Error(), "refusing to start") {
+		t.Fatalf("got %v, want a refusal to start", err)
 	}
 }

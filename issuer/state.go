@@ -41,7 +41,14 @@ type State struct {
 	db  *pebble.DB
 	kek *KEK
 
-	mu        sync.RWMutex
+	mu sync.RWMutex
+	view
+}
+
+// view is the in-memory copy of the state that requests read. It is
+// rebuilt whole from the database (buildView) and swapped in under mu, so
+// a failed load or restore never leaves a half-built view.
+type view struct {
 	applied   uint64
 	keys      map[uint32]*keyRecord
 	active    *signingKey
@@ -90,79 +97,94 @@ func OpenState(dir string, kek *KEK, log *slog.Logger) (*State, error) {
 // Close closes the database. The State must not be used afterwards.
 func (s *State) Close() error { return s.db.Close() }
 
-// load rebuilds the in-memory view from pebble.
+// load rebuilds the in-memory view from the database.
 func (s *State) load() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.applied, s.keys, s.active, s.pol, s.polRec, s.polCount, s.auditSeq, s.auditHash = 0, map[uint32]*keyRecord{}, nil, nil, nil, 0, 0, ""
-	if v, ok, err := s.get(kApplied); err != nil {
-		return err
-	} else if ok && len(v) == 8 {
-		s.applied = binary.BigEndian.Uint64(v)
-	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: kKeyPrefix, UpperBound: prefixEnd(kKeyPrefix)})
+	v, err := buildView(s.db, s.kek)
 	if err != nil {
 		return err
+	}
+	s.mu.Lock()
+	s.view = *v
+	s.mu.Unlock()
+	return nil
+}
+
+// buildView reads a complete view from r (the database, or an indexed
+// batch holding a snapshot about to be committed).
+func buildView(r pebble.Reader, kek *KEK) (*view, error) {
+	v := &view{keys: map[uint32]*keyRecord{}}
+	if b, ok, err := get(r, kApplied); err != nil {
+		return nil, err
+	} else if ok {
+		if len(b) != 8 {
+			return nil, fmt.Errorf("issuer: stored applied index has %d bytes", len(b))
+		}
+		v.applied = binary.BigEndian.Uint64(b)
+	}
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: kKeyPrefix, UpperBound: prefixEnd(kKeyPrefix)})
+	if err != nil {
+		return nil, err
 	}
 	for it.First(); it.Valid(); it.Next() {
 		var kr keyRecord
 		if err := json.Unmarshal(it.Value(), &kr); err != nil {
 			it.Close()
-			return fmt.Errorf("issuer: stored key: %w", err)
+			return nil, fmt.Errorf("issuer: stored key: %w", err)
 		}
-		if err := s.installKey(&kr); err != nil {
+		if err := v.installKey(kek, &kr); err != nil {
 			it.Close()
-			return err
+			return nil, err
 		}
 	}
 	if err := it.Close(); err != nil {
-		return err
+		return nil, err
 	}
-	if cur, ok, err := s.get(kPolCur); err != nil {
-		return err
+	if cur, ok, err := get(r, kPolCur); err != nil {
+		return nil, err
 	} else if ok {
-		raw, ok, err := s.get(append(append([]byte{}, kPolPrefix...), cur...))
+		raw, ok, err := get(r, append(append([]byte{}, kPolPrefix...), cur...))
 		if err != nil || !ok {
-			return fmt.Errorf("issuer: current policy %s missing: %v", cur, err)
+			return nil, fmt.Errorf("issuer: current policy %s missing: %v", cur, err)
 		}
 		var pr policyRecord
 		if err := json.Unmarshal(raw, &pr); err != nil {
-			return fmt.Errorf("issuer: stored policy: %w", err)
+			return nil, fmt.Errorf("issuer: stored policy: %w", err)
 		}
 		p, err := policy.Parse(pr.Source)
 		if err != nil {
-			return fmt.Errorf("issuer: stored policy: %w", err)
+			return nil, fmt.Errorf("issuer: stored policy: %w", err)
 		}
-		s.pol, s.polRec = p, &pr
+		v.pol, v.polRec = p, &pr
 	}
-	s.polCount = s.countPrefix(kPolSeq)
-	if v, ok, err := s.get(kAudHead); err != nil {
-		return err
+	if v.polCount, err = countPrefix(r, kPolSeq); err != nil {
+		return nil, err
+	}
+	if b, ok, err := get(r, kAudHead); err != nil {
+		return nil, err
 	} else if ok {
 		var h auditHead
-		if err := json.Unmarshal(v, &h); err != nil {
-			return fmt.Errorf("issuer: audit head: %w", err)
+		if err := json.Unmarshal(b, &h); err != nil {
+			return nil, fmt.Errorf("issuer: audit head: %w", err)
 		}
-		s.auditSeq, s.auditHash = h.Seq, h.Hash
+		v.auditSeq, v.auditHash = h.Seq, h.Hash
 	}
-	return nil
+	return v, nil
 }
 
-func (s *State) countPrefix(p []byte) uint64 {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+func countPrefix(r pebble.Reader, p []byte) (uint64, error) {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
 	if err != nil {
-		return 0
+		return 0, err
 	}
-	defer it.Close()
 	var n uint64
 	for it.First(); it.Valid(); it.Next() {
 		n++
 	}
-	return n
+	return n, it.Close()
 }
 
-func (s *State) get(k []byte) ([]byte, bool, error) {
-	v, closer, err := s.db.Get(k)
+func get(r pebble.Reader, k []byte) ([]byte, bool, error) {
+	v, closer, err := r.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, false, nil
 	}
@@ -174,23 +196,25 @@ func (s *State) get(k []byte) ([]byte, bool, error) {
 	return out, true, nil
 }
 
-// installKey adds kr to the in-memory view; caller holds mu.
-func (s *State) installKey(kr *keyRecord) error {
+// installKey adds kr to the view once its sealed private key opens with
+// kek and matches its public key; nothing is added otherwise.
+func (v *view) installKey(kek *KEK, kr *keyRecord) error {
 	if len(kr.Public) != ed25519.PublicKeySize {
 		return fmt.Errorf("issuer: key %d: bad public key size", kr.ID)
 	}
-	s.keys[kr.ID] = kr
+	var priv ed25519.PrivateKey
 	if kr.State == keyActive {
-		priv, err := s.kek.open(kr.ID, kr.Sealed)
-		if err != nil {
+		var err error
+		if priv, err = kek.open(kr.ID, kr.Sealed); err != nil {
 			return err
 		}
 		if !priv.Public().(ed25519.PublicKey).Equal(ed25519.PublicKey(kr.Public)) {
 			return fmt.Errorf("%w: key %d: sealed private key does not match public key", ErrBadKEK, kr.ID)
 		}
-		if s.active == nil || kr.ID > s.active.id {
-			s.active = &signingKey{id: kr.ID, priv: priv}
-		}
+	}
+	v.keys[kr.ID] = kr
+	if priv != nil && (v.active == nil || kr.ID > v.active.id) {
+		v.active = &signingKey{id: kr.ID, priv: priv}
 	}
 	return nil
 }
@@ -250,12 +274,11 @@ func (s *State) applyOne(b *pebble.Batch, raw []byte) applyResult {
 		if _, dup := s.keys[kr.ID]; dup {
 			return applyResult{err: fmt.Errorf("%w: key %d exists", ErrBadCommand, kr.ID)}
 		}
-		if err := s.installKey(kr); err != nil {
+		if err := s.installKey(s.kek, kr); err != nil {
 			return applyResult{err: err}
 		}
 		v, _ := json.Marshal(kr)
 		b.Set(keyKey(kr.ID), v, nil)
-		return applyResult{}
 	case cmdPolicySet:
 		pr := c.Policy
 		p, err := policy.Parse(pr.Source)
@@ -271,27 +294,31 @@ func (s *State) applyOne(b *pebble.Batch, raw []byte) applyResult {
 		s.polCount++
 		b.Set(binary.BigEndian.AppendUint64(append([]byte{}, kPolSeq...), s.polCount), []byte(pr.Version), nil)
 		s.pol, s.polRec = p, pr
-		return applyResult{}
-	case cmdAuditAppend:
-		seqs := make([]uint64, 0, len(c.Audit))
-		for _, r := range c.Audit {
-			r.Seq = s.auditSeq + 1
-			r.Prev = s.auditHash
-			h, err := chainHash(r.Prev, r)
-			if err != nil {
-				return applyResult{err: err}
-			}
-			r.Hash = h
-			v, _ := json.Marshal(r)
-			b.Set(auditKey(r.Seq), v, nil)
-			s.auditSeq, s.auditHash = r.Seq, h
-			seqs = append(seqs, r.Seq)
-		}
-		v, _ := json.Marshal(auditHead{Seq: s.auditSeq, Hash: s.auditHash})
-		b.Set(kAudHead, v, nil)
-		return applyResult{seqs: seqs}
 	}
-	return applyResult{err: fmt.Errorf("%w: unhandled type %q", ErrBadCommand, c.Type)}
+	return applyResult{seqs: s.appendAudit(b, c.Audit)}
+}
+
+// appendAudit chains recs onto the audit trail in batch b.
+func (s *State) appendAudit(b *pebble.Batch, recs []*AuditRecord) []uint64 {
+	seqs := make([]uint64, 0, len(recs))
+	for _, r := range recs {
+		r.Seq = s.auditSeq + 1
+		h, err := chainHash(s.auditHash, r)
+		if err != nil {
+			// A record that cannot be encoded cannot be chained; keep the
+			// chain intact and leave the record out (the caller sees fewer
+			// sequence numbers than records and fails closed).
+			continue
+		}
+		r.Prev, r.Hash = s.auditHash, h
+		v, _ := json.Marshal(r)
+		b.Set(auditKey(r.Seq), v, nil)
+		s.auditSeq, s.auditHash = r.Seq, h
+		seqs = append(seqs, r.Seq)
+	}
+	v, _ := json.Marshal(auditHead{Seq: s.auditSeq, Hash: s.auditHash})
+	b.Set(kAudHead, v, nil)
+	return seqs
 }
 
 func keyKey(id uint32) []byte {
@@ -462,7 +489,7 @@ func (s *State) Restore(r io.Reader) error {
 	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != snapshotMagic {
 		return fmt.Errorf("issuer: restore: not a state snapshot")
 	}
-	b := s.db.NewBatch()
+	b := s.db.NewIndexedBatch()
 	defer b.Close()
 	b.DeleteRange([]byte{}, kEnd, nil)
 	for {
@@ -492,10 +519,20 @@ func (s *State) Restore(r io.Reader) error {
 	if _, err := io.ReadFull(raw, got); err != nil || string(got) != string(sum) {
 		return fmt.Errorf("issuer: restore: checksum mismatch")
 	}
+	// Build and check the new view from the batch before anything is
+	// committed: a snapshot this node cannot use (another KEK, a policy
+	// this version cannot parse) leaves the old state untouched.
+	v, err := buildView(b, s.kek)
+	if err != nil {
+		return fmt.Errorf("issuer: restore: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("issuer: restore: %w", err)
 	}
-	return s.load()
+	s.view = *v
+	return nil
 }
 
 func readN(r io.Reader, n uint64) ([]byte, error) {

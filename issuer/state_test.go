@@ -32,7 +32,9 @@ func TestDecodeCommandStrict(t *testing.T) {
 		{"fail/unknown-type", `{"v":1,"type":"token.burn"}`, `unknown type "token.burn"`},
 		{"fail/unknown-field", `{"v":1,"type":"audit.append","audit":[{}],"extra":1}`, "unknown field"},
 		{"fail/trailing", `{"v":1,"type":"audit.append","audit":[{}]}{}`, "trailing data"},
-		{"fail/mixed-payload", `{"v":1,"type":"key.add","key":{"id":1},"audit":[{}]}`, "wants exactly a key"},
+		{"fail/mixed-payload", `{"v":1,"type":"key.add","key":{"id":1},"policy":{"version":"x"},"audit":[{}]}`, "wants exactly a key"},
+		{"fail/key-without-audit", `{"v":1,"type":"key.add","key":{"id":1}}`, "and its audit record"},
+		{"fail/policy-without-audit", `{"v":1,"type":"policy.set","policy":{"version":"x"}}`, "and its audit record"},
 		{"fail/empty-audit", `{"v":1,"type":"audit.append"}`, "audit records only"},
 		{"fail/not-json", `\x00\x01`, "bad command"},
 	} {
@@ -87,15 +89,15 @@ func TestStateSnapshotRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
-	applyOK(t, src, 1, &command{Type: cmdKeyAdd, Key: &keyRecord{ID: 1, Public: pub, Sealed: sealed, State: keyActive, CreatedAt: now}})
+	applyOK(t, src, 1, &command{Type: cmdKeyAdd, Key: &keyRecord{ID: 1, Public: pub, Sealed: sealed, State: keyActive, CreatedAt: now}, Audit: []*AuditRecord{{Time: now, Kind: AuditKeyAdd, Caller: "spiffe://a/writ", KeyID: 1}}})
 	for i := 0; i < 10; i++ {
 		applyOK(t, src, uint64(2+i), &command{Type: cmdAuditAppend, Audit: []*AuditRecord{{Time: now, Kind: AuditMint, Caller: "spiffe://a/b", TokenID: strings.Repeat("0", 31) + string(rune('0'+i))}}})
 	}
 	// A replayed index is ignored.
 	b, _ := encodeCommand(&command{Type: cmdAuditAppend, Audit: []*AuditRecord{{Kind: AuditMint}}})
 	src.Apply(5, b)
-	if seq, _ := src.AuditHead(); seq != 10 {
-		t.Fatalf("after replay: audit seq %d, want 10", seq)
+	if seq, _ := src.AuditHead(); seq != 11 {
+		t.Fatalf("after replay: audit seq %d, want 11", seq)
 	}
 
 	snap, err := src.Snapshot()
@@ -123,7 +125,7 @@ func TestStateSnapshotRestore(t *testing.T) {
 		t.Fatalf("restored: head %d/%s key %d err %v applied %d, want %d/%s key 1 applied %d", s2, h2, id, err, dst.Applied(), s1, h1, src.Applied())
 	}
 	recs, err := dst.AuditRecords(1, 100)
-	if err != nil || VerifyAuditChain("", 1, recs) != nil || len(recs) != 10 {
+	if err != nil || VerifyAuditChain("", 1, recs) != nil || len(recs) != 11 {
 		t.Fatalf("restored chain: %d records, err %v", len(recs), err)
 	}
 
