@@ -59,7 +59,16 @@ func (is *Issuer) handler() http.Handler {
 	for _, rt := range is.routes() {
 		mux.Handle(rt.method+" "+rt.path, rt.h)
 	}
+	allowed := map[string][]string{}
+	for _, rt := range is.routes() {
+		allowed[rt.path] = append(allowed[rt.path], rt.method)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if methods, ok := allowed[r.URL.Path]; ok {
+			w.Header().Set("Allow", strings.Join(methods, ", "))
+			writeProblem(w, http.StatusMethodNotAllowed, ProblemMethod, "allowed: "+strings.Join(methods, ", "), nil)
+			return
+		}
 		writeProblem(w, http.StatusNotFound, ProblemNotFound, "no such endpoint", nil)
 	})
 	return is.instrument(mux)
@@ -370,15 +379,30 @@ type AuditPage struct {
 	HeadSeq  uint64        `json:"head_seq"`
 	HeadHash string        `json:"head_hash"`
 	// Verified is true when the returned records chain to each other (and
-	// to the genesis when from=1).
+	// to the genesis when from=1). It checks consistency of this page only;
+	// auditors should re-verify from genesis with VerifyAuditChain and
+	// compare the head hash with one recorded independently.
 	Verified bool `json:"verified"`
 }
 
 func (is *Issuer) handleAudit(w http.ResponseWriter, r *http.Request, _ spiffeid.ID) {
-	from, _ := strconv.ParseUint(r.URL.Query().Get("from"), 10, 64)
-	limit, err := strconv.Atoi(r.URL.Query().Get("limit"))
-	if err != nil || limit <= 0 || limit > 1000 {
-		limit = 100
+	q := r.URL.Query()
+	from, limit := uint64(1), 100
+	if v := q.Get("from"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || n == 0 {
+			writeProblem(w, http.StatusBadRequest, ProblemBadRequest, "from: want a sequence number >= 1", nil)
+			return
+		}
+		from = n
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			writeProblem(w, http.StatusBadRequest, ProblemBadRequest, "limit: want 1 to 1000", nil)
+			return
+		}
+		limit = n
 	}
 	if err := is.node.Barrier(r.Context()); err != nil {
 		writeProblem(w, http.StatusServiceUnavailable, ProblemUnavailable, "cannot read a linearizable audit view", nil)
@@ -388,6 +412,9 @@ func (is *Issuer) handleAudit(w http.ResponseWriter, r *http.Request, _ spiffeid
 	if err != nil {
 		writeProblem(w, http.StatusInternalServerError, ProblemInternal, "cannot read audit records", nil)
 		return
+	}
+	if recs == nil {
+		recs = []AuditRecord{}
 	}
 	page := AuditPage{Records: recs}
 	page.HeadSeq, page.HeadHash = is.state.AuditHead()

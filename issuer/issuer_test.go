@@ -304,6 +304,8 @@ func TestBadRequests(t *testing.T) {
 		{"fail/bad-ttl", agent, "POST", "/v1/token", `{"rights":["crm/contacts:read"],"ttl":"-5m"}`, nil, 400, issuer.ProblemBadRequest},
 		{"fail/oversized-body", agent, "POST", "/v1/token", `{"rights":["` + strings.Repeat("a", 5000) + `:read"]}`, nil, 413, issuer.ProblemTooLarge},
 		{"fail/unknown-path", agent, "GET", "/v1/nope", ``, nil, 404, issuer.ProblemNotFound},
+		{"fail/wrong-method", agent, "GET", "/v1/token", ``, nil, 405, issuer.ProblemMethod},
+		{"fail/bad-audit-from", f.client(f.svid(adminID)), "GET", "/v1/admin/audit?from=x", ``, nil, 400, issuer.ProblemBadRequest},
 		{"fail/agent-on-admin", agent, "GET", "/v1/admin/policy", ``, nil, 403, issuer.ProblemForbidden},
 		{"fail/foreign-td-on-token", f.client(f.svid(spiffeid.RequireFromPath(otherTD, "/agents/x"))), "POST", "/v1/token", `{"rights":["crm/contacts:read"]}`, nil, 403, issuer.ProblemForbidden},
 	} {

@@ -25,7 +25,7 @@ func addClientFlags(fs *flag.FlagSet) clientFlags {
 		server:   fs.String("server", "https://127.0.0.1:8443", "issuer URL"),
 		bundle:   fs.String("bundle", "", "PEM trust bundle of the issuer's trust domain (required)"),
 		td:       fs.String("trust-domain", "", "trust domain of --bundle (default: from the CA certificate)"),
-		issuerID: fs.String("issuer-id", "", "expected SPIFFE ID of the issuer"),
+		issuerID: fs.String("issuer-id", "", "expected SPIFFE ID of the issuer (default: spiffe://<bundle trust domain>/writ)"),
 		cert:     fs.String("svid", "", "admin X.509-SVID certificate chain (PEM, required)"),
 		key:      fs.String("svid-key", "", "admin private key (PEM, required)"),
 	}

@@ -106,9 +106,20 @@ func loadBundle(path, td string) (*x509bundle.Bundle, error) {
 	return x509bundle.Load(t, path)
 }
 
+// defaultIssuerPath is the path of the issuer's SPIFFE ID assumed when
+// --issuer-id is not given.
+const defaultIssuerPath = "/writ"
+
+// serverAuthorizer accepts exactly the issuer's SPIFFE ID: any other
+// workload of the trust domain could otherwise pose as the issuer (serve
+// its own keys, receive an admin's policy).
 func serverAuthorizer(issuerID string, b *x509bundle.Bundle) (tlsconfig.Authorizer, error) {
 	if issuerID == "" {
-		return tlsconfig.AuthorizeMemberOf(b.TrustDomain()), nil
+		id, err := spiffeid.FromPath(b.TrustDomain(), defaultIssuerPath)
+		if err != nil {
+			return nil, err
+		}
+		return tlsconfig.AuthorizeID(id), nil
 	}
 	id, err := spiffeid.FromString(issuerID)
 	if err != nil {
@@ -127,6 +138,9 @@ func runTokenMint(ctx context.Context, e env, args []string) error {
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
+	}
+	if *ttl < 0 {
+		return usagef("token mint: --ttl must be positive")
 	}
 	if len(pos) > 0 {
 		return usagef("token mint: unexpected argument %q", pos[0])
@@ -164,7 +178,8 @@ func runTokenMint(ctx context.Context, e env, args []string) error {
 	}
 	if resp.StatusCode != http.StatusOK {
 		e.stderr.Write(rb)
-		if resp.StatusCode == http.StatusForbidden {
+		var p issuer.Problem
+		if json.Unmarshal(rb, &p) == nil && p.Type == spec.ProblemType(spec.ReasonNotGranted) {
 			return deniedError{}
 		}
 		return fmt.Errorf("token mint: issuer answered %s", resp.Status)
@@ -274,6 +289,7 @@ func runTokenVerify(ctx context.Context, e env, args []string) error {
 	keys := fs.String("keys", "", "issuer public keys: a JWKS file, or the issuer's https URL .../v1/keys (required)")
 	bundleFile := fs.String("bundle", "", "PEM trust bundle to verify the issuer's TLS certificate when --keys is an https URL")
 	td := fs.String("trust-domain", "", "trust domain of --bundle (default: from the CA certificate)")
+	issuerID := fs.String("issuer-id", "", "expected SPIFFE ID of the issuer serving --keys (default: spiffe://<bundle trust domain>/writ)")
 	resource := fs.String("resource", "", "resource of the request (required)")
 	operation := fs.String("operation", "", "operation of the request (required)")
 	presenter := fs.String("presenter", "", "SPIFFE ID of the presenter (the mTLS peer)")
@@ -306,8 +322,12 @@ func runTokenVerify(ctx context.Context, e env, args []string) error {
 		if err != nil {
 			return err
 		}
+		auth, err := serverAuthorizer(*issuerID, b)
+		if err != nil {
+			return err
+		}
 		client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-			TLSClientConfig: tlsconfig.TLSClientConfig(b, tlsconfig.AuthorizeMemberOf(b.TrustDomain())),
+			TLSClientConfig: tlsconfig.TLSClientConfig(b, auth),
 		}}
 	}
 	ks, err := verifier.LoadKeys(ctx, *keys, client)
