@@ -1,9 +1,12 @@
 package verifier
 
 import (
+	"github.com/writ-dev/writ/spec"
+
 	"context"
 	"crypto/ed25519"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,4 +149,27 @@ func BenchmarkEd25519Verify(b *testing.B) {
 			b.Fatal("signature does not verify")
 		}
 	})
+}
+
+// BenchmarkAdversarial measures the time to deny each hostile token of the
+// reason table (limit violations: join and fact bombs, huge blocks, deep
+// expressions, 64 KiB regexes, …), first sight every time (the cache only
+// holds verified tokens, so a hostile token is decoded again on each call).
+// The target is ≤ 10 ms per denial; TestAuthorizeReasons checks that no
+// goroutine is left behind.
+func BenchmarkAdversarial(b *testing.B) {
+	for _, tc := range coreAuthCases() {
+		if tc.want != spec.ReasonLimitsExceeded || tc.req != nil {
+			continue
+		}
+		b.Run(strings.TrimPrefix(tc.name, "fail/"), func(b *testing.B) {
+			tok := tc.token(b)
+			v := coreVerifier(b, tc.cfg)
+			for b.Loop() {
+				if d := v.Authorize(context.Background(), tok, coreReq); d.Reason != tc.want {
+					b.Fatalf("reason %s, want %s", d.Reason, tc.want)
+				}
+			}
+		})
+	}
 }
