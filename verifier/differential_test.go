@@ -307,9 +307,7 @@ func (g *corpusGen) window() spec.TimeWindow {
 	r := g.r
 	w := spec.TimeWindow{Zone: pick(r, dZones)}
 	if r.IntN(3) > 0 {
-		for _, d := range subset(r, []time.Weekday{0, 1, 2, 3, 4, 5, 6}) {
-			w.Days = append(w.Days, d)
-		}
+		w.Days = append(w.Days, subset(r, []time.Weekday{0, 1, 2, 3, 4, 5, 6})...)
 	}
 	w.From = r.IntN(24) * 60
 	w.To = min(1440, w.From+60*(1+r.IntN(14))+r.IntN(2)*30)

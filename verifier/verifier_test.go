@@ -92,10 +92,6 @@ func pbVar(blocks []*pb.Block, name string) *pb.TermV2 {
 	return &pb.TermV2{Content: &pb.TermV2_Variable{Variable: uint32(symIndex(blocks, name))}}
 }
 
-func pbStr(blocks []*pb.Block, s string) *pb.TermV2 {
-	return &pb.TermV2{Content: &pb.TermV2_String_{String_: symIndex(blocks, s)}}
-}
-
 func pbInt(n int64) *pb.TermV2 { return &pb.TermV2{Content: &pb.TermV2_Integer{Integer: n}} }
 
 func pbPred(blocks []*pb.Block, name string, terms ...*pb.TermV2) *pb.PredicateV2 {

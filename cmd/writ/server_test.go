@@ -29,13 +29,17 @@ func TestServerConfig(t *testing.T) {
 		{"fail/unknown-key", func(s string) string { return s + "listen_addr: x\n" }, `unknown field "listen_addr"`},
 		{"fail/duplicate-key", func(s string) string { return s + "node_id: again\n" }, `mapping key "node_id" already defined`},
 		{"fail/no-kek", func(s string) string { return strings.Replace(s, "kek_file: kek\n", "", 1) }, "kek_file or kek_env is required"},
-		{"fail/both-keks", func(s string) string { return strings.Replace(s, "kek_file: kek", "kek_file: kek\nkek_env: TEST_WRIT_KEK", 1) }, "not both"},
+		{"fail/both-keks", func(s string) string {
+			return strings.Replace(s, "kek_file: kek", "kek_file: kek\nkek_env: TEST_WRIT_KEK", 1)
+		}, "not both"},
 		{"fail/unset-kek-env", func(s string) string { return strings.Replace(s, "kek_file: kek", "kek_env: TEST_WRIT_NOPE", 1) }, "$TEST_WRIT_NOPE is not set"},
 		{"fail/bad-admin", func(s string) string { return strings.Replace(s, "spiffe://writ.dev.local/admins/alice", "alice", 1) }, "admins[0]"},
 		{"fail/bad-ttl", func(s string) string { return strings.Replace(s, "max_ttl: 1h", "max_ttl: forever", 1) }, "max_ttl"},
 		{"fail/ttl-over-day", func(s string) string { return strings.Replace(s, "max_ttl: 1h", "max_ttl: 48h", 1) }, "over 24h"},
 		{"fail/missing-svid", func(s string) string { return strings.Replace(s, "svids/issuer.pem", "svids/nope.pem", 1) }, "svid"},
-		{"fail/bad-trust-domain", func(s string) string { return strings.Replace(s, "trust_domain: writ.dev.local", "trust_domain: WRIT!", 1) }, "trust_bundles[0].trust_domain"},
+		{"fail/bad-trust-domain", func(s string) string {
+			return strings.Replace(s, "trust_domain: writ.dev.local", "trust_domain: WRIT!", 1)
+		}, "trust_bundles[0].trust_domain"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(dir, "test.yaml")
