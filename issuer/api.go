@@ -128,11 +128,27 @@ func (is *Issuer) caller(w http.ResponseWriter, r *http.Request) (spiffeid.ID, b
 		return spiffeid.ID{}, false
 	}
 	if !is.tds[id.TrustDomain()] {
+		if r.Pattern == "POST /v1/token" {
+			// A verified identity was refused: that is a denial, and every
+			// denial is on the record.
+			rec := &AuditRecord{Time: is.cfg.Now().UTC(), Node: is.cfg.NodeID, Kind: AuditDeny, Caller: id.String(), Reason: reasonTrustDomain}
+			if err := is.audit.Commit(r.Context(), rec); err != nil {
+				is.log.Error("audit commit failed", "err", err)
+				writeProblem(w, http.StatusServiceUnavailable, ProblemUnavailable, "audit trail unavailable", nil)
+				return spiffeid.ID{}, false
+			}
+			is.metrics.denied.WithLabelValues(reasonTrustDomain).Inc()
+		}
+		is.log.Info("caller refused", "caller", id.String(), "reason", reasonTrustDomain, "path", r.URL.Path)
 		writeProblem(w, http.StatusForbidden, ProblemForbidden, "trust domain not accepted by this issuer", nil)
 		return spiffeid.ID{}, false
 	}
 	return id, true
 }
+
+// reasonTrustDomain is the audit reason for callers of a trust domain the
+// issuer does not serve.
+const reasonTrustDomain = "trust_domain_not_accepted"
 
 func (is *Issuer) admin(h func(http.ResponseWriter, *http.Request, spiffeid.ID)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {

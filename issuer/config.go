@@ -24,6 +24,10 @@ type Config struct {
 	RaftAddr string
 	// DataDir holds the raft log, snapshots and state (created if missing).
 	DataDir string
+	// Bootstrap makes this node the single voter of a new cluster on its
+	// first start (no effect once raft state exists). Set it on exactly one
+	// node; the others join it.
+	Bootstrap bool
 	// KEK seals the root keys at rest and in the replicated log. Required.
 	KEK *KEK
 	// SVID is the issuer's own X.509-SVID (server certificate and raft
@@ -64,6 +68,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		NodeID:         "writ-1",
+		Bootstrap:      true,
 		ListenAddr:     "127.0.0.1:8443",
 		RaftAddr:       "127.0.0.1:8444",
 		DefaultTTL:     5 * time.Minute,

@@ -93,7 +93,7 @@ func New(cfg Config) (*Issuer, error) {
 	ccfg.BindAddr = cfg.RaftAddr
 	ccfg.ServerTLS = tlsconfig.MTLSServerConfig(cfg.SVID, cfg.Bundles, peers)
 	ccfg.ClientTLS = tlsconfig.MTLSClientConfig(cfg.SVID, cfg.Bundles, peers)
-	ccfg.Bootstrap = true
+	ccfg.Bootstrap = cfg.Bootstrap
 	ccfg.Logger = log.With("component", "raft")
 	node, err := cluster.New(ccfg, state)
 	if err != nil {

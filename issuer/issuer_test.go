@@ -401,6 +401,14 @@ func TestAdminPolicyAndAudit(t *testing.T) {
 	if strings.Join(kinds, ",") != want || !page.Verified || page.HeadSeq != 5 {
 		t.Fatalf("audit: got %v verified=%v head=%d, want %s verified head=5", kinds, page.Verified, page.HeadSeq, want)
 	}
+	foreign := spiffeid.RequireFromPath(otherTD, "/agents/x")
+	if got := f.mint(f.client(f.svid(foreign)), `{"rights":["crm/contacts:read"]}`); got.status != 403 {
+		t.Fatalf("foreign trust domain: got %d, want 403", got.status)
+	}
+	recs, err := f.is.State().AuditRecords(6, 10)
+	if err != nil || len(recs) != 1 || recs[0].Kind != issuer.AuditDeny || recs[0].Caller != foreign.String() || recs[0].Reason != "trust_domain_not_accepted" {
+		t.Fatalf("foreign caller's denial: got %+v %v, want one token.deny record", recs, err)
+	}
 	if err := issuer.VerifyAuditChain("", 1, page.Records); err != nil {
 		t.Fatal(err)
 	}

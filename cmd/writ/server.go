@@ -24,6 +24,9 @@ type serverFile struct {
 	Listen     string `yaml:"listen"`
 	RaftListen string `yaml:"raft_listen"`
 	DataDir    string `yaml:"data_dir"`
+	// Bootstrap: start a new single-voter cluster on first start (default
+	// true). Set false on nodes that will join an existing cluster.
+	Bootstrap *bool `yaml:"bootstrap"`
 	// KEKFile names a file holding the key-encryption key; KEKEnv names an
 	// environment variable holding it. Exactly one is required.
 	KEKFile string `yaml:"kek_file"`
@@ -84,6 +87,9 @@ func (f *serverFile) issuerConfig(base string, logger *slog.Logger) (issuer.Conf
 	}
 	if f.RaftListen != "" {
 		cfg.RaftAddr = f.RaftListen
+	}
+	if f.Bootstrap != nil {
+		cfg.Bootstrap = *f.Bootstrap
 	}
 	cfg.DataDir = rel(f.DataDir)
 	if cfg.DataDir == "" {
