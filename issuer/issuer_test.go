@@ -540,3 +540,48 @@ func TestRefuseStateAheadOfRaftLog(t *testing.T) {
 		t.Fatalf("got %v, want a refusal to start", err)
 	}
 }
+
+// TestAdminEndpointsRefuseNonAdmins: every admin endpoint refuses an agent
+// SVID, a service SVID, a foreign trust domain's SVID and no certificate.
+func TestAdminEndpointsRefuseNonAdmins(t *testing.T) {
+	f := newFixture(t)
+	callers := []struct {
+		name   string
+		c      *http.Client
+		status int
+		code   string
+	}{
+		{"agent", f.client(f.svid(supportID)), 403, issuer.ProblemForbidden},
+		{"service", f.client(f.svid(spiffeid.RequireFromPath(td, "/services/crm"))), 403, issuer.ProblemForbidden},
+		{"foreign-trust-domain", f.client(f.svid(spiffeid.RequireFromPath(otherTD, "/admins/alice"))), 403, issuer.ProblemForbidden},
+		{"no-certificate", f.client(nil), 401, issuer.ProblemUnauthenticated},
+	}
+	endpoints := []struct{ method, path, body string }{
+		{"GET", "/v1/admin/policy", ""},
+		{"PUT", "/v1/admin/policy", testPolicy},
+		{"GET", "/v1/admin/audit", ""},
+	}
+	for _, ep := range endpoints {
+		for _, c := range callers {
+			t.Run("fail/"+c.name+ep.method+ep.path, func(t *testing.T) {
+				r, err := f.do(c.c, ep.method, ep.path, []byte(ep.body), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.status != c.status || r.problem.Type != spec.ProblemType(c.code) {
+					t.Fatalf("got %d %s, want %d %s", r.status, r.problem.Type, c.status, spec.ProblemType(c.code))
+				}
+			})
+		}
+	}
+	version, _, err := f.is.State().PolicySource()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := f.do(f.client(f.svid(adminID)), "GET", "/v1/admin/policy", nil, nil); r.status != 200 {
+		t.Fatalf("admin: got %d, want 200", r.status)
+	}
+	if v2, _, _ := f.is.State().PolicySource(); v2 != version {
+		t.Fatal("a refused PUT changed the policy")
+	}
+}
