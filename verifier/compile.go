@@ -3,6 +3,7 @@ package verifier
 import (
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,6 +72,10 @@ type compiled struct {
 	hasMaxRecords bool
 	fields        []string // intersection of field lists, when hasFields
 	hasFields     bool
+	// looseRecords (looseFields): a check reads records (fields) but is
+	// not of the shape constraints converts, so Constraints cannot carry
+	// it and the request must name its records (fields) (token.md §7).
+	looseRecords, looseFields bool
 
 	ref atomic.Bool // cache: used since the clock hand last passed
 }
@@ -100,12 +105,13 @@ type cCheck struct {
 	queries []cQuery
 }
 
-// rendered returns the check in Datalog, rendering it once.
+// rendered returns the check in Datalog, rendering it once, cut as
+// token.md §7 says (maxLiteralTextBytes, maxCheckTextBytes).
 func (cc *cCheck) rendered() string {
 	if p := cc.text.Load(); p != nil {
 		return *p
 	}
-	s := checkText(cc.src, cc.symbols)
+	s := checkText(cc.src, cc.symbols, maxLiteralTextBytes)
 	cc.text.Store(&s)
 	return s
 }
@@ -276,6 +282,11 @@ func (c *compiled) vocabulary(fs []predicate) ([][]value, error) {
 				}
 				c.rights[rightKey{res, op}] = struct{}{}
 			} else {
+				// spec.Right: a prefix right is "x/*", x non-empty, so its
+				// prefix ends in "/" and is not "/" alone.
+				if len(res) < 2 || !strings.HasSuffix(res, "/") {
+					return nil, malformed("fact %d: right_prefix prefix %q does not end in \"/\" after a non-empty prefix", i, cutText(res, maxLiteralTextBytes))
+				}
 				c.prefixes = append(c.prefixes, rightKey{res, op})
 			}
 		}
@@ -333,6 +344,9 @@ func (c *compiled) collectZones(t *token, lim *Limits) error {
 					if known {
 						continue
 					}
+					if !canonicalZone(name) {
+						return unsupported("local_time zone %q is not a canonical IANA name", cutText(name, maxLiteralTextBytes))
+					}
 					if len(c.zones) == lim.MaxTimeZones {
 						return overLimit("more than %d time zones", lim.MaxTimeZones)
 					}
@@ -344,12 +358,44 @@ func (c *compiled) collectZones(t *token, lim *Limits) error {
 	return nil
 }
 
-var zoneCache sync.Map // name → *time.Location; valid IANA names only, so bounded
+// canonicalZone reports whether name is spelled as an IANA zone name:
+// "/"-separated segments of ASCII letters, digits, "_", "+" and "-",
+// none empty, none "." or ".." (token.md §3). "Local", "posix/…" and
+// "right/…" are refused: they depend on the host or are aliases. Only
+// such names are ever looked up, so each loaded zone has one name.
+func canonicalZone(name string) bool {
+	if name == "" || len(name) > maxZoneNameBytes || name == "Local" ||
+		strings.HasPrefix(name, "posix/") || strings.HasPrefix(name, "right/") {
+		return false
+	}
+	seg := 0
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case c == '/':
+			if seg == 0 {
+				return false
+			}
+			seg = 0
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '+', c == '-':
+			seg++
+		default:
+			return false
+		}
+	}
+	return seg > 0
+}
 
-// loadZone returns the IANA zone name, or nil when it is not one. "Local"
-// and "" are refused: they would depend on the host.
+var (
+	zoneCache   sync.Map     // name → *time.Location; canonical names that loaded
+	zoneEntries atomic.Int64 // entries stored in zoneCache, at most maxZoneCache
+)
+
+// loadZone returns the IANA zone name, or nil when it is not one. Names
+// that are not canonicalZone are never looked up (compile refuses them).
+// At most maxZoneCache zones are kept; beyond that a zone is loaded on
+// every first sight of a token naming it.
 func loadZone(name string) *time.Location {
-	if name == "" || name == "Local" {
+	if !canonicalZone(name) {
 		return nil
 	}
 	if l, ok := zoneCache.Load(name); ok {
@@ -359,7 +405,13 @@ func loadZone(name string) *time.Location {
 	if err != nil {
 		return nil
 	}
-	zoneCache.Store(name, loc)
+	if zoneEntries.Add(1) <= maxZoneCache {
+		if _, dup := zoneCache.LoadOrStore(name, loc); dup {
+			zoneEntries.Add(-1)
+		}
+	} else {
+		zoneEntries.Add(-1)
+	}
 	return loc
 }
 
@@ -382,7 +434,17 @@ func (cp *compiler) check(ch *check, blk int, cc *cCheck) error {
 			return fmt.Errorf("query %d: %w", i, err)
 		}
 	}
-	cp.constraints(ch)
+	okRecords, okFields := cp.constraints(ch)
+	for i := range ch.queries {
+		for _, p := range ch.queries[i].body {
+			switch p.name {
+			case spec.AmbientRecords:
+				cp.c.looseRecords = cp.c.looseRecords || !okRecords
+			case spec.AmbientFields:
+				cp.c.looseFields = cp.c.looseFields || !okFields
+			}
+		}
+	}
 	return nil
 }
 
@@ -429,6 +491,11 @@ func (cp *compiler) query(r *rule, out *cQuery) error {
 			}
 		}
 	}
+	for i, e := range r.exprs {
+		if err := growthFree(e); err != nil {
+			return fmt.Errorf("expression %d: %w", i, err)
+		}
+	}
 	out.nslots = len(syms)
 	out.exprs = r.exprs
 	out.preds = take(&cp.preds, len(r.body))
@@ -472,6 +539,60 @@ func (cp *compiler) query(r *rule, out *cQuery) error {
 	cp.steps += product * (1 + r.ops)
 	if cp.steps > cp.lim.MaxEvalSteps {
 		return overLimit("token evaluation exceeds %d steps", cp.lim.MaxEvalSteps)
+	}
+	return nil
+}
+
+// growthFree refuses the operators of token.md §6 whose result can be
+// larger than their operands: .union(), .intersection() and + unless one
+// operand is known to be an integer (then the result is an integer or an
+// error, never a longer string). Evaluation is charged per operation
+// (§8), which only holds when every value stays within the token's own
+// limits. It tracks, for each stack slot, the kind the value is known to
+// have; variables and the results of + on unknowns are unknown.
+func growthFree(e []op) error {
+	const unknown = valueKind(255)
+	var buf [16]valueKind
+	stack := buf[:0]
+	for i := range e {
+		o := &e[i]
+		switch o.kind {
+		case opValue:
+			k := unknown
+			if !o.t.isVar {
+				k = o.t.val.kind
+			}
+			stack = append(stack, k)
+		case opUnary:
+			if len(stack) < 1 {
+				return malformed("unary operator on an empty stack")
+			}
+			switch pb.OpUnary_Kind(o.code) {
+			case pb.OpUnary_Negate:
+				stack[len(stack)-1] = kindBool
+			case pb.OpUnary_Length:
+				stack[len(stack)-1] = kindInt
+			}
+		case opBinary:
+			if len(stack) < 2 {
+				return malformed("binary operator without two operands")
+			}
+			l, r := stack[len(stack)-2], stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			res := kindBool
+			switch k := pb.OpBinary_Kind(o.code); k {
+			case pb.OpBinary_Union, pb.OpBinary_Intersection:
+				return unsupported("operator %s", binaryNames[k])
+			case pb.OpBinary_Add:
+				if l != kindInt && r != kindInt {
+					return unsupported("operator + on operands not known to be integers (string concatenation)")
+				}
+				res = kindInt
+			case pb.OpBinary_Sub:
+				res = kindInt
+			}
+			stack[len(stack)-1] = res
+		}
 	}
 	return nil
 }
@@ -597,8 +718,9 @@ func expiryOf(ch *check) *int64 {
 // constraints folds the record limit and field list of ch, if it has
 // one of those shapes in every query, into the token's: the check allows
 // the largest limit (the union of lists) of its queries, the token the
-// smallest limit (the intersection of lists) of its checks.
-func (cp *compiler) constraints(ch *check) {
+// smallest limit (the intersection of lists) of its checks. It reports
+// which of the two ch was converted to.
+func (cp *compiler) constraints(ch *check) (records, fields bool) {
 	c := cp.c
 	var limit int64
 	okLimit := true
@@ -622,7 +744,7 @@ func (cp *compiler) constraints(ch *check) {
 	for i := range ch.queries {
 		set, ok := fieldList(&ch.queries[i])
 		if !ok {
-			return
+			return okLimit, false
 		}
 		for _, v := range set {
 			if !containsString(union, v.str) {
@@ -632,7 +754,7 @@ func (cp *compiler) constraints(ch *check) {
 	}
 	if !c.hasFields {
 		c.fields, c.hasFields = union, true
-		return
+		return okLimit, true
 	}
 	kept := c.fields[:0]
 	for _, f := range c.fields {
@@ -641,6 +763,7 @@ func (cp *compiler) constraints(ch *check) {
 		}
 	}
 	c.fields = kept
+	return okLimit, true
 }
 
 func containsString(list []string, s string) bool {

@@ -20,7 +20,8 @@ type Config struct {
 	// Limits bound tokens and requests (token.md §8).
 	Limits Limits
 	// Service is this service's SPIFFE ID, the service fact of requests
-	// that do not name one. Empty means no default: tokens restricted to
+	// that do not name one; a request naming another service is denied
+	// service_mismatch. Empty means no default: tokens restricted to
 	// services are then denied unless the request names one.
 	Service string
 	// CacheSize is the number of decoded, signature-verified tokens kept

@@ -17,7 +17,8 @@ type Request struct {
 	// when unknown (presenter-bound tokens are then denied).
 	Presenter string
 	// Service is the SPIFFE ID of the verifying service. Empty means the
-	// verifier's Config.Service.
+	// verifier's Config.Service; when that is set, any other value is
+	// denied service_mismatch.
 	Service string
 	// Records is the number of records the request touches; 0 means the
 	// service will apply Decision.Constraints.MaxRecords itself.
@@ -38,7 +39,10 @@ type Decision struct {
 	Reason string `json:"reason"`
 	// Message explains the reason for people; not stable.
 	Message string `json:"message,omitempty"`
-	// FailedChecks lists every check that failed, in block order.
+	// FailedChecks lists the checks that failed, in block order: at most
+	// the first 8, each at most 2 KiB of text with string literals cut
+	// to 64 bytes ("…" marks a cut). Reason and Message account for
+	// every failed check.
 	FailedChecks []FailedCheck `json:"failed_checks,omitempty"`
 	// MissingRight is set when Reason is not_granted: the right that would
 	// have allowed the request.

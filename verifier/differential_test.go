@@ -141,7 +141,7 @@ func (df *differ) compare(tok diffToken, req verifier.Request, at time.Time) (ou
 		return outAgree, d, ""
 	}
 	if knownDifference(d, req, refAllowed) {
-		return outKnownDifferent, d, "record limit below 1"
+		return outKnownDifferent, d, "constraint the decision cannot carry"
 	}
 	ref := "denied: " + fmt.Sprint(err)
 	if refAllowed {
@@ -165,16 +165,17 @@ func quietly(fn func() error) error {
 	return fn()
 }
 
-// knownDifference reports the one documented difference (verifier
-// Authorize doc): a token whose record limit is below 1 is denied
-// constraint_violated when the request reports records 0, since a
-// decision's Constraints.MaxRecords cannot express "no records", where
-// Datalog (records(0), 0 <= 0) allows it. writ's builders never mint such
-// a limit (attenuation.MaxRecords wants n >= 1); only mutated tokens have
-// one.
+// knownDifference reports the documented difference (verifier Authorize
+// doc, token.md §7): when the request reports records 0 (fields []), a
+// token whose record limit is below 1, or with a check on records
+// (fields) not of the shape of token.md §5, is denied constraint_violated
+// with no failed check, since the decision's Constraints cannot carry
+// that limit, where Datalog (records(0), 0 <= 0) allows it. writ's
+// builders never mint such checks; only mutated and foreign blocks have
+// them.
 func knownDifference(d verifier.Decision, req verifier.Request, refAllowed bool) bool {
 	return refAllowed && !d.Allowed && d.Reason == spec.ReasonConstraintViolated &&
-		len(d.FailedChecks) == 0 && req.Records == 0 && d.Constraints.MaxRecords == 0
+		len(d.FailedChecks) == 0 && (req.Records == 0 || len(req.Fields) == 0)
 }
 
 // diffTally counts outcomes and keeps the first disagreements.
@@ -484,11 +485,13 @@ func (g *corpusGen) foreignCheck() biscuit.Check {
 		case 6:
 			qs[i] = bQuery([]biscuit.Predicate{p("fields", v("f"))}, e(bVar("f"), biscuit.UnaryLength, bInt(num()), biscuit.BinaryLessOrEqual))
 		case 7:
+			// .intersection() and .union() are refused (token.md §6):
+			// set checks the verifier evaluates instead.
 			qs[i] = bQuery([]biscuit.Predicate{p("fields", v("f"))},
-				e(bVar("f"), bVal(bStrSet(subset(r, dFields)...)), biscuit.BinaryIntersection, biscuit.UnaryLength, bInt(num()), biscuit.BinaryEqual))
+				e(bVal(bStrSet(subset(r, dFields)...)), bVar("f"), biscuit.BinaryContains, bVar("f"), biscuit.UnaryLength, bInt(num()), biscuit.BinaryEqual, biscuit.BinaryOr))
 		case 8:
 			qs[i] = bQuery([]biscuit.Predicate{p("fields", v("f"))},
-				e(bVar("f"), bVal(bStrSet(subset(r, dFields)...)), biscuit.BinaryUnion, bStr(pick(r, dFields)), biscuit.BinaryContains))
+				e(bVar("f"), bVal(bStrSet(subset(r, dFields)...)), biscuit.BinaryContains))
 		case 9:
 			qs[i] = bQuery([]biscuit.Predicate{p("time", v("t"))}, e(bVar("t"), bVal(day()), biscuit.BinaryGreaterOrEqual))
 		case 10:
@@ -506,8 +509,9 @@ func (g *corpusGen) foreignCheck() biscuit.Check {
 			qs[i] = bQuery([]biscuit.Predicate{p("local_time", biscuit.String(pick(r, dZones)), v("d"), v("m"))},
 				e(bVar("m"), bInt(num()), biscuit.BinaryLessThan, biscuit.UnaryParens, biscuit.UnaryNegate))
 		case 15:
+			// String + is refused (token.md §6); integer + on a length.
 			qs[i] = bQuery([]biscuit.Predicate{p("resource", v("r"))},
-				e(bVar("r"), bStr(word()), biscuit.BinaryAdd, bStr(word()), biscuit.BinarySuffix))
+				e(bVar("r"), biscuit.UnaryLength, bInt(num()), biscuit.BinaryAdd, bInt(num()), biscuit.BinaryLessOrEqual))
 		case 16:
 			qs[i] = bQuery([]biscuit.Predicate{p("resource", v("r")), p("operation", v("o"))},
 				e(bVar("r"), bStr(pick(r, dResources)), biscuit.BinaryEqual, bVar("o"), bStr(pick(r, dOps)), biscuit.BinaryEqual, biscuit.BinaryOr))
@@ -832,8 +836,6 @@ func TestDifferentialEdgeCases(t *testing.T) {
 		{"fields-length", on("fields", "f", bVar("f"), biscuit.UnaryLength, bInt(1), biscuit.BinaryEqual)},
 		{"fields-equal-set", on("fields", "f", bVar("f"), set("email", "name"), biscuit.BinaryEqual)},
 		{"fields-superset", on("fields", "f", bVar("f"), set("email"), biscuit.BinaryContains)},
-		{"fields-intersection-equal", on("fields", "f", bVar("f"), set("email", "ssn"), biscuit.BinaryIntersection, set("email"), biscuit.BinaryEqual)},
-		{"fields-union-length", on("fields", "f", bVar("f"), set("email"), biscuit.BinaryUnion, biscuit.UnaryLength, bInt(2), biscuit.BinaryGreaterOrEqual)},
 		{"not-starts-with-on-set", on("fields", "f", neg(bVar("f"), bStr("e"), biscuit.BinaryPrefix)...)},
 		{"not-contains-mismatched-type", on("resource", "r", neg(intSet, bVar("r"), biscuit.BinaryContains)...)},
 		{"not-equal-mismatched-type", on("records", "n", neg(bVar("n"), bStr("5"), biscuit.BinaryEqual)...)},
@@ -843,12 +845,12 @@ func TestDifferentialEdgeCases(t *testing.T) {
 		{"or-after-overflow", on("records", "n", bVar("n"), bInt(5), biscuit.BinaryLessThan, bVar("n"), bInt(maxInt), biscuit.BinaryAdd, bInt(0), biscuit.BinaryGreaterThan, biscuit.BinaryOr)},
 		{"and-after-false", on("records", "n", bVar("n"), bInt(5), biscuit.BinaryGreaterThan, bVar("n"), bInt(maxInt), biscuit.BinaryAdd, bInt(0), biscuit.BinaryGreaterThan, biscuit.BinaryAnd)},
 		{"not-overflow-sub", on("records", "n", neg(bVar("n"), bInt(minInt), biscuit.BinarySub, bInt(0), biscuit.BinaryLessThan)...)},
-		{"string-concat", on("resource", "r", bVar("r"), bStr("/x"), biscuit.BinaryAdd, bStr("crm/contacts/x"), biscuit.BinaryEqual)},
+		{"string-length-plus", on("resource", "r", bVar("r"), biscuit.UnaryLength, bInt(1), biscuit.BinaryAdd, bInt(13), biscuit.BinaryEqual)},
+		{"not-string-plus-integer", on("resource", "r", neg(bStr("x"), bInt(1), biscuit.BinaryAdd, bInt(0), biscuit.BinaryGreaterThan)...)},
 		{"string-length-bytes", on("resource", "r", bVar("r"), biscuit.UnaryLength, bInt(6), biscuit.BinaryEqual)},
 		{"string-contains", on("resource", "r", bVar("r"), bStr("tact"), biscuit.BinaryContains)},
 		{"date-equal", on("time", "t", bVar("t"), at, biscuit.BinaryEqual)},
 		{"not-date-plus-integer", on("time", "t", neg(bVar("t"), bInt(1), biscuit.BinaryAdd, at, biscuit.BinaryGreaterThan)...)},
-		{"set-intersection-mismatched", on("fields", "f", neg(bVar("f"), intSet, biscuit.BinaryIntersection, biscuit.UnaryLength, bInt(0), biscuit.BinaryEqual)...)},
 		{"bool-and-non-bool", on("records", "n", neg(bVar("n"), bInt(1), biscuit.BinaryAnd)...)},
 	}
 	requests := []struct {
@@ -875,5 +877,25 @@ func TestDifferentialEdgeCases(t *testing.T) {
 	tl.report(t, "edge cases")
 	if tl.counts[outNotEvaluated] > 0 {
 		t.Errorf("%d edge-case decisions were not evaluated; every check here is in the v3.0 subset", tl.counts[outNotEvaluated])
+	}
+
+	// v3.0 operators whose result can outgrow their operands are refused
+	// before evaluation (token.md §6); biscuit-go is never asked.
+	refused := []struct {
+		name  string
+		check biscuit.Check
+	}{
+		{"string-concat", on("resource", "r", bVar("r"), bStr("/x"), biscuit.BinaryAdd, bStr("crm/contacts/x"), biscuit.BinaryEqual)},
+		{"fields-intersection-equal", on("fields", "f", bVar("f"), set("email", "ssn"), biscuit.BinaryIntersection, set("email"), biscuit.BinaryEqual)},
+		{"fields-union-length", on("fields", "f", bVar("f"), set("email"), biscuit.BinaryUnion, biscuit.UnaryLength, bInt(2), biscuit.BinaryGreaterOrEqual)},
+		{"set-intersection-mismatched", on("fields", "f", neg(bVar("f"), intSet, biscuit.BinaryIntersection, biscuit.UnaryLength, bInt(0), biscuit.BinaryEqual)...)},
+	}
+	for _, c := range refused {
+		raw := k.appendBlock(k.mint(goldenRoot1, 1, baseClaims()), []biscuit.Check{c.check})
+		df.clk.now = requests[0].at
+		d := df.v.Authorize(context.Background(), raw, requests[0].req)
+		if d.Reason != spec.ReasonUnsupported {
+			t.Errorf("%s: got %s (%s), want unsupported", c.name, d.Reason, d.Message)
+		}
 	}
 }

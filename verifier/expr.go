@@ -82,7 +82,8 @@ func unaryOp(code int32, x *value) (value, bool) {
 }
 
 // binaryOp applies a binary operator to l and r; ok is false on a type
-// error, an overflow or an operator outside token.md §6.
+// error, an overflow or an operator outside token.md §6. No result is
+// larger than its operands.
 func binaryOp(code int32, l, r *value) (value, bool) {
 	switch k := pb.OpBinary_Kind(code); k {
 	case pb.OpBinary_LessThan, pb.OpBinary_GreaterThan, pb.OpBinary_LessOrEqual, pb.OpBinary_GreaterOrEqual:
@@ -143,12 +144,9 @@ func binaryOp(code int32, l, r *value) (value, bool) {
 		}
 		return boolValue(strings.HasSuffix(l.str, r.str)), true
 	case pb.OpBinary_Add:
-		if l.kind == kindString {
-			if r.kind != kindString {
-				return value{}, false
-			}
-			return value{kind: kindString, str: l.str + r.str}, true
-		}
+		// String concatenation is refused by compile (growthFree, token.md
+		// §6); were it ever reached, it would be an error, never a value
+		// longer than the token's own strings.
 		if l.kind != kindInt || r.kind != kindInt {
 			return value{}, false
 		}
@@ -174,33 +172,10 @@ func binaryOp(code int32, l, r *value) (value, bool) {
 			return boolValue(l.num != 0 && r.num != 0), true
 		}
 		return boolValue(l.num != 0 || r.num != 0), true
-	case pb.OpBinary_Intersection:
-		if l.kind != kindSet || r.kind != kindSet {
-			return value{}, false
-		}
-		ls, rs := l.elems(), r.elems()
-		out := make([]value, 0, min(len(ls), len(rs)))
-		for i := range ls {
-			if setHas(rs, &ls[i]) {
-				out = append(out, ls[i])
-			}
-		}
-		return value{kind: kindSet, set: &out}, true
-	case pb.OpBinary_Union:
-		if l.kind != kindSet || r.kind != kindSet {
-			return value{}, false
-		}
-		ls, rs := l.elems(), r.elems()
-		out := make([]value, len(ls), len(ls)+len(rs))
-		copy(out, ls)
-		for i := range rs {
-			if !setHas(ls, &rs[i]) {
-				out = append(out, rs[i])
-			}
-		}
-		return value{kind: kindSet, set: &out}, true
 	}
-	// Regex, Mul and Div are refused by compile; unknown kinds by decode.
+	// Regex, Mul and Div are refused by decode, .intersection(), .union()
+	// and string + by compile (growthFree), unknown kinds by decode: all
+	// are errors here.
 	return value{}, false
 }
 

@@ -71,7 +71,7 @@ func Inspect(token []byte) (Inspection, error) {
 			ib.Rules = append(ib.Rules, ruleText(&b.rules[j], t.symbols))
 		}
 		for j := range b.checks {
-			ib.Checks = append(ib.Checks, checkText(&b.checks[j], t.symbols))
+			ib.Checks = append(ib.Checks, checkText(&b.checks[j], t.symbols, 0))
 			if d := expiryOf(&b.checks[j]); d != nil && (expiry == nil || uint64(*d) < uint64(*expiry)) {
 				expiry = d
 			}

@@ -127,6 +127,34 @@ func (l Limits) Validate() error {
 	return nil
 }
 
+// Bounds on what a denial Decision repeats of a token (token.md §7). A
+// failed check is rendered once per token and cached with it; these keep
+// that text, and every Decision, small whatever the token holds.
+const (
+	// maxLiteralTextBytes bounds each string literal of a rendered check
+	// (byte strings: half as many bytes, in hex); longer ones are cut
+	// and end in "…".
+	maxLiteralTextBytes = 64
+	// maxCheckTextBytes bounds the text of one failed check.
+	maxCheckTextBytes = 2 << 10
+	// maxFailedChecks bounds Decision.FailedChecks; the Message still
+	// counts every failed check.
+	maxFailedChecks = 8
+	// maxMessageCheckBytes bounds the first failed check quoted in
+	// Decision.Message.
+	maxMessageCheckBytes = 256
+)
+
+// Bounds on the IANA zones of local_time predicates (token.md §3).
+const (
+	// maxZoneNameBytes bounds a zone name; the longest IANA name is
+	// about 30 bytes.
+	maxZoneNameBytes = 64
+	// maxZoneCache bounds the loaded zones kept for the process; the
+	// IANA database has about 600 names.
+	maxZoneCache = 1024
+)
+
 // maxAuthorizationBytes bounds the Authorization header value the
 // middleware looks at: the scheme, a space, the longest token DecodeToken
 // accepts, and some whitespace.

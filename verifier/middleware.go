@@ -267,6 +267,11 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 		return
 	}
 	req.Presenter = m.presenter(r)
+	if req.Service == "" {
+		// The service fact is the verifier's own identity (token.md §3); a
+		// route naming another one is denied service_mismatch by Authorize.
+		req.Service = m.v.service
+	}
 	d := m.v.Authorize(ctx, token, req)
 	if !d.Allowed || d.Reason != spec.ReasonAllowed {
 		if d.Reason == "" || d.Reason == spec.ReasonAllowed {

@@ -46,8 +46,16 @@ var binaryIsMethod = map[pb.OpBinary_Kind]bool{
 	pb.OpBinary_Union:        true,
 }
 
-func writeString(b *strings.Builder, s string) {
+func writeString(b *strings.Builder, s string, lim int) {
 	b.WriteByte('"')
+	cut := false
+	if lim > 0 && len(s) > lim {
+		n := lim
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		s, cut = s[:n], true
+	}
 	for _, r := range s {
 		switch r {
 		case '"':
@@ -68,20 +76,28 @@ func writeString(b *strings.Builder, s string) {
 			}
 		}
 	}
+	if cut {
+		b.WriteString("…")
+	}
 	b.WriteByte('"')
 }
 
-func writeValue(b *strings.Builder, v *value) {
+func writeValue(b *strings.Builder, v *value, lim int) {
 	switch v.kind {
 	case kindInt:
 		b.WriteString(strconv.FormatInt(v.num, 10))
 	case kindString:
-		writeString(b, v.str)
+		writeString(b, v.str, lim)
 	case kindDate:
 		b.WriteString(formatDate(v.num))
 	case kindBytes:
 		b.WriteString("hex:")
-		b.WriteString(hex.EncodeToString([]byte(v.str)))
+		if lim > 0 && len(v.str) > lim/2 {
+			b.WriteString(hex.EncodeToString([]byte(v.str[:lim/2])))
+			b.WriteString("…")
+		} else {
+			b.WriteString(hex.EncodeToString([]byte(v.str)))
+		}
 	case kindBool:
 		b.WriteString(strconv.FormatBool(v.num != 0))
 	case kindSet:
@@ -91,7 +107,7 @@ func writeValue(b *strings.Builder, v *value) {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			writeValue(b, &es[i])
+			writeValue(b, &es[i], lim)
 		}
 		b.WriteByte(']')
 	}
@@ -106,30 +122,30 @@ func formatDate(secs int64) string {
 	return time.Unix(secs, 0).UTC().Format(time.RFC3339)
 }
 
-func writeTerm(b *strings.Builder, t *term, syms []string) {
+func writeTerm(b *strings.Builder, t *term, syms []string, lim int) {
 	if t.isVar {
 		b.WriteByte('$')
 		b.WriteString(symbolName(syms, t.sym))
 		return
 	}
-	writeValue(b, &t.val)
+	writeValue(b, &t.val, lim)
 }
 
-func writePredicate(b *strings.Builder, p *predicate, syms []string) {
+func writePredicate(b *strings.Builder, p *predicate, syms []string, lim int) {
 	b.WriteString(p.name)
 	b.WriteByte('(')
 	for i := range p.terms {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		writeTerm(b, &p.terms[i], syms)
+		writeTerm(b, &p.terms[i], syms, lim)
 	}
 	b.WriteByte(')')
 }
 
 // exprText renders a postfix expression infix. Stack discipline was
 // checked by decode; a broken one renders as "<invalid expression>".
-func exprText(ops []op, syms []string) string {
+func exprText(ops []op, syms []string, lim int) string {
 	var st []string
 	var b strings.Builder
 	for i := range ops {
@@ -137,7 +153,7 @@ func exprText(ops []op, syms []string) string {
 		switch o.kind {
 		case opValue:
 			b.Reset()
-			writeTerm(&b, &o.t, syms)
+			writeTerm(&b, &o.t, syms, lim)
 			st = append(st, b.String())
 		case opUnary:
 			if len(st) < 1 {
@@ -168,6 +184,10 @@ func exprText(ops []op, syms []string) string {
 			} else {
 				l = l + " " + name + " " + r
 			}
+			if lim > 0 && len(l) > maxCheckTextBytes {
+				// The check text is cut there anyway; stop copying.
+				return cutText(l, maxCheckTextBytes)
+			}
 			st = st[:len(st)-1]
 			st[len(st)-1] = l
 		}
@@ -179,20 +199,20 @@ func exprText(ops []op, syms []string) string {
 }
 
 // writeBody renders a query or rule body: predicates then expressions.
-func writeBody(b *strings.Builder, r *rule, syms []string) {
+func writeBody(b *strings.Builder, r *rule, syms []string, lim int) {
 	n := 0
 	for i := range r.body {
 		if n > 0 {
 			b.WriteString(", ")
 		}
-		writePredicate(b, &r.body[i], syms)
+		writePredicate(b, &r.body[i], syms, lim)
 		n++
 	}
 	for _, e := range r.exprs {
 		if n > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(exprText(e, syms))
+		b.WriteString(exprText(e, syms, lim))
 		n++
 	}
 	if n == 0 {
@@ -200,31 +220,51 @@ func writeBody(b *strings.Builder, r *rule, syms []string) {
 	}
 }
 
-// checkText renders "check if q1 or q2 …".
-func checkText(c *check, syms []string) string {
+// checkText renders "check if q1 or q2 …". With lim > 0 (failed checks
+// in a Decision, token.md §7), every string or byte-string literal is cut
+// to lim bytes plus "…".
+func checkText(c *check, syms []string, lim int) string {
 	var b strings.Builder
 	b.WriteString("check if ")
 	for i := range c.queries {
 		if i > 0 {
 			b.WriteString(" or ")
 		}
-		writeBody(&b, &c.queries[i], syms)
+		writeBody(&b, &c.queries[i], syms, lim)
+		if lim > 0 && b.Len() > maxCheckTextBytes {
+			break
+		}
+	}
+	if lim > 0 {
+		return cutText(b.String(), maxCheckTextBytes)
 	}
 	return b.String()
+}
+
+// cutText returns s, or its first n bytes or fewer (whole UTF-8
+// sequences) followed by "…" when s is longer.
+func cutText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // ruleText renders "head <- body".
 func ruleText(r *rule, syms []string) string {
 	var b strings.Builder
-	writePredicate(&b, &r.head, syms)
+	writePredicate(&b, &r.head, syms, 0)
 	b.WriteString(" <- ")
-	writeBody(&b, r, syms)
+	writeBody(&b, r, syms, 0)
 	return b.String()
 }
 
 // factText renders "name(terms)".
 func factText(p *predicate, syms []string) string {
 	var b strings.Builder
-	writePredicate(&b, p, syms)
+	writePredicate(&b, p, syms, 0)
 	return b.String()
 }

@@ -57,7 +57,8 @@ func New(cfg Config) (*Verifier, error) {
 //
 //  1. the request: empty Resource or Operation, negative Records →
 //     malformed; more Attributes than MaxAttributes or more Fields than
-//     MaxSetElements → limits_exceeded;
+//     MaxSetElements → limits_exceeded; a Service other than
+//     Config.Service, when that is set → service_mismatch;
 //  2. the token's structure and limits (malformed, limits_exceeded,
 //     unsupported), all checked before anything is evaluated;
 //  3. the root key (unknown_key) and the signature chain and proof
@@ -75,9 +76,12 @@ func New(cfg Config) (*Verifier, error) {
 // clock and every check are evaluated on every call.
 //
 // An allowed decision carries Constraints the service must apply when it
-// passed Records 0 or no Fields. A token whose record limit is below 1 is
-// denied constraint_violated when req.Records is 0, since Constraints
-// cannot express "no records".
+// passed Records 0 or no Fields. When req.Records is 0, a token whose
+// record limit is below 1, or that has a check on records Constraints
+// cannot carry (not of the shape of token.md §5), is denied
+// constraint_violated; likewise a check on fields Constraints cannot
+// carry when req.Fields is empty. Decision.FailedChecks lists at most 8
+// checks, their literals and text cut short (token.md §7).
 //
 // ctx is used for logging only: Authorize does no I/O besides the
 // KeySource and RevocationSource calls, and its work is bounded by Limits.
@@ -128,6 +132,8 @@ func (v *Verifier) authorize(token []byte, req *Request) Decision {
 		return deny(spec.ReasonLimitsExceeded, fmt.Sprintf("request: %d fields, limit %d", len(req.Fields), v.lim.MaxSetElements))
 	case requestBytes(req) > v.lim.MaxRequestBytes:
 		return deny(spec.ReasonLimitsExceeded, fmt.Sprintf("request: strings longer than %d bytes in all", v.lim.MaxRequestBytes))
+	case v.service != "" && req.Service != "" && req.Service != v.service:
+		return deny(spec.ReasonServiceMismatch, "request: service is not the verifier's configured service")
 	}
 	if len(token) > v.lim.MaxTokenBytes {
 		return deny(spec.ReasonLimitsExceeded, fmt.Sprintf("token is %d bytes, limit %d", len(token), v.lim.MaxTokenBytes))
@@ -215,21 +221,24 @@ func (v *Verifier) evaluate(c *compiled, req *Request) Decision {
 	e := v.pool.Get().(*evalCtx)
 	e.setAmbient(c, v.now().Unix(), req, service)
 	best := len(reasonRank)
+	failed := 0
 	for i := range c.checks {
 		ch := &c.checks[i]
 		if e.runCheck(ch) {
 			continue
 		}
-		d.FailedChecks = append(d.FailedChecks, FailedCheck{Block: ch.block, Check: ch.rendered(), Reason: ch.reason})
+		if failed++; failed <= maxFailedChecks {
+			d.FailedChecks = append(d.FailedChecks, FailedCheck{Block: ch.block, Check: ch.rendered(), Reason: ch.reason})
+		}
 		if r := rankOf(ch.reason); r < best {
 			best = r
 		}
 	}
 	v.pool.Put(e)
 
-	if len(d.FailedChecks) > 0 {
+	if failed > 0 {
 		d.Reason = reasonRank[best]
-		d.Message = fmt.Sprintf("%d check(s) failed; first: block %d: %s", len(d.FailedChecks), d.FailedChecks[0].Block, d.FailedChecks[0].Check)
+		d.Message = fmt.Sprintf("%d check(s) failed; first: block %d: %s", failed, d.FailedChecks[0].Block, cutText(d.FailedChecks[0].Check, maxMessageCheckBytes))
 		return d
 	}
 	if !c.granted(req.Resource, req.Operation) {
@@ -238,9 +247,21 @@ func (v *Verifier) evaluate(c *compiled, req *Request) Decision {
 		d.Message = "no right covers " + req.Operation + " on " + req.Resource
 		return d
 	}
-	if c.hasMaxRecords && c.maxRecords < 1 && req.Records == 0 {
+	if req.Records == 0 {
+		switch {
+		case c.hasMaxRecords && c.maxRecords < 1:
+			d.Reason = spec.ReasonConstraintViolated
+			d.Message = "the token allows no records"
+			return d
+		case c.looseRecords:
+			d.Reason = spec.ReasonConstraintViolated
+			d.Message = "a check on records is not a plain record limit: the request must name its records"
+			return d
+		}
+	}
+	if len(req.Fields) == 0 && c.looseFields {
 		d.Reason = spec.ReasonConstraintViolated
-		d.Message = "the token allows no records"
+		d.Message = "a check on fields is not a plain field list: the request must name its fields"
 		return d
 	}
 	d.Allowed = true

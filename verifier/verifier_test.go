@@ -209,7 +209,13 @@ func coreAuthCases() []authCase {
 		}, cfg: func(c *Config) { c.Service = crm }, want: spec.ReasonAllowed},
 		{name: "ok/service-from-request", token: func(t testing.TB) []byte {
 			return stdToken(t, authority{}, []biscuit.Check{setCheck("service", crm)})
-		}, req: req(func(r *Request) { r.Service = crm }), cfg: func(c *Config) { c.Service = "spiffe://acme.example/svc/other" }, want: spec.ReasonAllowed},
+		}, req: req(func(r *Request) { r.Service = crm }), want: spec.ReasonAllowed},
+		{name: "ok/service-request-same-as-config", token: func(t testing.TB) []byte {
+			return stdToken(t, authority{}, []biscuit.Check{setCheck("service", crm)})
+		}, req: req(func(r *Request) { r.Service = crm }), cfg: func(c *Config) { c.Service = crm }, want: spec.ReasonAllowed},
+		{name: "fail/service-request-overrides-config", token: func(t testing.TB) []byte {
+			return stdToken(t, authority{}, []biscuit.Check{setCheck("service", crm)})
+		}, req: req(func(r *Request) { r.Service = crm }), cfg: func(c *Config) { c.Service = "spiffe://acme.example/svc/other" }, want: spec.ReasonServiceMismatch},
 		{name: "ok/revocation-list-without-match", token: func(t testing.TB) []byte { return stdToken(t, authority{}) },
 			cfg: withRevoked("ffffffffffffffffffffffffffffffff"), want: spec.ReasonAllowed},
 		{name: "ok/attr", token: func(t testing.TB) []byte {
@@ -270,6 +276,153 @@ func coreAuthCases() []authCase {
 		{name: "fail/record-limit-zero", token: func(t testing.TB) []byte {
 			return stdToken(t, authority{}, []biscuit.Check{recordsCheck(0)})
 		}, want: spec.ReasonConstraintViolated},
+		// Operators whose result can outgrow their operands are refused
+		// (token.md §6): evaluation cost is charged per operation.
+		{name: "fail/string-concatenation-unsupported", token: func(t testing.TB) []byte {
+			return stdToken(t, authority{}, []biscuit.Check{checkOf(query([]biscuit.Predicate{pred("resource", biscuit.Variable("r"))},
+				biscuit.Expression{vr("r"), str("x"), biscuit.BinaryAdd, str("crm/contactsx"), biscuit.BinaryEqual}))})
+		}, want: spec.ReasonUnsupported},
+		{name: "fail/constant-concatenation-unsupported", token: func(t testing.TB) []byte {
+			e := biscuit.Expression{str(strings.Repeat("A", 1000))}
+			for range 30 {
+				e = append(e, str(strings.Repeat("A", 1000)), biscuit.BinaryAdd)
+			}
+			return stdToken(t, authority{}, []biscuit.Check{checkOf(query(nil, append(e, str(""), biscuit.BinaryEqual)))})
+		}, want: spec.ReasonUnsupported},
+		{name: "fail/variable-concatenation-unsupported", token: func(t testing.TB) []byte {
+			return stdToken(t, authority{}, []biscuit.Check{checkOf(query([]biscuit.Predicate{pred("resource", biscuit.Variable("r")), pred("operation", biscuit.Variable("o"))},
+				biscuit.Expression{vr("r"), vr("o"), biscuit.BinaryAdd, str(""), biscuit.BinaryEqual}))})
+		}, want: spec.ReasonUnsupported},
+		{name: "fail/union-unsupported", token: func(t testing.TB) []byte {
+			return stdToken(t, authority{}, []biscuit.Check{checkOf(query(nil,
+				biscuit.Expression{val(strSet("a")), val(strSet("b")), biscuit.BinaryUnion, biscuit.UnaryLength, integer(2), biscuit.BinaryEqual}))})
+		}, want: spec.ReasonUnsupported},
+		{name: "fail/intersection-unsupported", token: func(t testing.TB) []byte {
+			return stdToken(t, authority{}, []biscuit.Check{checkOf(query([]biscuit.Predicate{pred("fields", biscuit.Variable("f"))},
+				biscuit.Expression{vr("f"), val(strSet("email")), biscuit.BinaryIntersection, val(strSet("email")), biscuit.BinaryEqual}))})
+		}, req: req(func(r *Request) { r.Fields = []string{"email"} }), want: spec.ReasonUnsupported},
+		{name: "ok/integer-addition", token: func(t testing.TB) []byte {
+			return stdToken(t, authority{}, []biscuit.Check{checkOf(query([]biscuit.Predicate{pred("resource", biscuit.Variable("r"))},
+				biscuit.Expression{vr("r"), biscuit.UnaryLength, integer(1), biscuit.BinaryAdd, integer(13), biscuit.BinaryEqual}))})
+		}, want: spec.ReasonAllowed},
+		{name: "fail/string-plus-integer-is-a-type-error", token: func(t testing.TB) []byte {
+			return stdToken(t, authority{}, []biscuit.Check{checkOf(query(nil,
+				biscuit.Expression{str("a"), integer(1), biscuit.BinaryAdd, integer(0), biscuit.BinaryGreaterThan}))})
+		}, want: spec.ReasonCheckFailed},
+		// Zone names must be canonical IANA names (token.md §3).
+		{name: "fail/zone-dot-segment", token: func(t testing.TB) []byte {
+			return stdToken(t, authority{}, []biscuit.Check{windowCheck("Europe/./Paris", []int64{5}, 0, 1440)})
+		}, want: spec.ReasonUnsupported},
+		{name: "fail/zone-empty-segment", token: func(t testing.TB) []byte {
+			return stdToken(t, authority{}, []biscuit.Check{windowCheck("Europe//Paris", []int64{5}, 0, 1440)})
+		}, want: spec.ReasonUnsupported},
+		{name: "fail/zone-dot-dot", token: func(t testing.TB) []byte {
+			return stdToken(t, authority{}, []biscuit.Check{windowCheck("Europe/../Europe/Paris", []int64{5}, 0, 1440)})
+		}, want: spec.ReasonUnsupported},
+		{name: "fail/zone-posix-alias", token: func(t testing.TB) []byte {
+			return stdToken(t, authority{}, []biscuit.Check{windowCheck("posix/Europe/Paris", []int64{5}, 0, 1440)})
+		}, want: spec.ReasonUnsupported},
+		{name: "fail/zone-right-alias", token: func(t testing.TB) []byte {
+			return stdToken(t, authority{}, []biscuit.Check{windowCheck("right/UTC", []int64{5}, 0, 1440)})
+		}, want: spec.ReasonUnsupported},
+		{name: "fail/zone-local", token: func(t testing.TB) []byte {
+			return stdToken(t, authority{}, []biscuit.Check{windowCheck("Local", []int64{0, 1, 2, 3, 4, 5, 6}, 0, 1440)})
+		}, want: spec.ReasonUnsupported},
+		{name: "fail/zone-absolute-path", token: func(t testing.TB) []byte {
+			return stdToken(t, authority{}, []biscuit.Check{windowCheck("/etc/localtime", []int64{5}, 0, 1440)})
+		}, want: spec.ReasonUnsupported},
+		{name: "ok/zone-with-plus-minus-digits", token: func(t testing.TB) []byte {
+			return stdToken(t, authority{}, []biscuit.Check{windowCheck("Etc/GMT+5", []int64{0, 1, 2, 3, 4, 5, 6}, 0, 1440)})
+		}, want: spec.ReasonAllowed},
+		// A check on records or fields Constraints cannot carry needs the
+		// request to name its records or fields (token.md §7).
+		{name: "fail/records-check-not-plain-limit", token: func(t testing.TB) []byte {
+			return stdToken(t, authority{}, []biscuit.Check{checkOf(query([]biscuit.Predicate{pred("records", biscuit.Variable("n"))},
+				biscuit.Expression{vr("n"), integer(5), biscuit.BinaryLessOrEqual},
+				biscuit.Expression{vr("n"), integer(0), biscuit.BinaryGreaterOrEqual}))})
+		}, want: spec.ReasonConstraintViolated, check: func(t *testing.T, d Decision) {
+			if len(d.FailedChecks) != 0 || d.Constraints.MaxRecords != 0 {
+				t.Errorf("got failed checks %v, constraints %+v; want none, none", d.FailedChecks, d.Constraints)
+			}
+		}},
+		{name: "ok/records-check-not-plain-limit-with-records", token: func(t testing.TB) []byte {
+			return stdToken(t, authority{}, []biscuit.Check{checkOf(query([]biscuit.Predicate{pred("records", biscuit.Variable("n"))},
+				biscuit.Expression{vr("n"), integer(5), biscuit.BinaryLessOrEqual},
+				biscuit.Expression{vr("n"), integer(0), biscuit.BinaryGreaterOrEqual}))})
+		}, req: req(func(r *Request) { r.Records = 5 }), want: spec.ReasonAllowed},
+		{name: "fail/records-or-presenter-without-records", token: func(t testing.TB) []byte {
+			return stdToken(t, authority{}, []biscuit.Check{checkOf(
+				query([]biscuit.Predicate{pred("records", biscuit.Variable("n"))}, biscuit.Expression{vr("n"), integer(5), biscuit.BinaryLessOrEqual}),
+				query([]biscuit.Predicate{pred("presenter", biscuit.Variable("p"))}, biscuit.Expression{val(strSet(agent)), vr("p"), biscuit.BinaryContains}))})
+		}, want: spec.ReasonConstraintViolated},
+		{name: "fail/fields-check-not-plain-list", token: func(t testing.TB) []byte {
+			return stdToken(t, authority{}, []biscuit.Check{checkOf(query([]biscuit.Predicate{pred("fields", biscuit.Variable("f"))},
+				biscuit.Expression{val(strSet("email")), vr("f"), biscuit.BinaryContains, biscuit.UnaryParens}))})
+		}, want: spec.ReasonConstraintViolated, check: func(t *testing.T, d Decision) {
+			if len(d.FailedChecks) != 0 || d.Constraints.Fields != nil {
+				t.Errorf("got failed checks %v, constraints %+v; want none, none", d.FailedChecks, d.Constraints)
+			}
+		}},
+		{name: "ok/fields-check-not-plain-list-with-fields", token: func(t testing.TB) []byte {
+			return stdToken(t, authority{}, []biscuit.Check{checkOf(query([]biscuit.Predicate{pred("fields", biscuit.Variable("f"))},
+				biscuit.Expression{val(strSet("email")), vr("f"), biscuit.BinaryContains, biscuit.UnaryParens}))})
+		}, req: req(func(r *Request) { r.Fields = []string{"email"} }), want: spec.ReasonAllowed},
+		{name: "ok/plain-limits-carried-in-constraints", token: func(t testing.TB) []byte {
+			return stdToken(t, authority{}, []biscuit.Check{recordsCheck(5), setCheck("fields", "email")})
+		}, want: spec.ReasonAllowed, check: func(t *testing.T, d Decision) {
+			if d.Constraints.MaxRecords != 5 || len(d.Constraints.Fields) != 1 || d.Constraints.Fields[0] != "email" {
+				t.Errorf("got constraints %+v, want max 5, fields [email]", d.Constraints)
+			}
+		}},
+		// Failed checks are cut short (token.md §7).
+		{name: "fail/failed-check-text-cut", token: func(t testing.TB) []byte {
+			big := strings.Repeat("B", 1020)
+			e := biscuit.Expression{str(big), str(big), biscuit.BinaryEqual, biscuit.UnaryNegate}
+			for range 12 {
+				e = append(e, str(big), str(big), biscuit.BinaryEqual, biscuit.UnaryNegate, biscuit.BinaryOr)
+			}
+			var qs []biscuit.Rule
+			for range 8 {
+				qs = append(qs, query(nil, e))
+			}
+			return stdToken(t, authority{}, []biscuit.Check{checkOf(qs...), checkOf(qs...)})
+		}, want: spec.ReasonCheckFailed, check: func(t *testing.T, d Decision) {
+			if len(d.FailedChecks) != 2 {
+				t.Fatalf("got %d failed checks, want 2", len(d.FailedChecks))
+			}
+			for _, f := range d.FailedChecks {
+				if len(f.Check) > maxCheckTextBytes+len("…") || !strings.HasSuffix(f.Check, "…") {
+					t.Errorf("got a check text of %d bytes ending %q, want at most %d ending in …", len(f.Check), f.Check[max(0, len(f.Check)-8):], maxCheckTextBytes)
+				}
+				if want := `"` + strings.Repeat("B", maxLiteralTextBytes) + `…"`; !strings.Contains(f.Check, want) {
+					t.Errorf("got %.100q…, want literals cut to %d bytes", f.Check, maxLiteralTextBytes)
+				}
+			}
+			if len(d.Message) > maxMessageCheckBytes+100 {
+				t.Errorf("got a message of %d bytes, want at most %d", len(d.Message), maxMessageCheckBytes+100)
+			}
+		}},
+		{name: "fail/failed-checks-listed-at-most-8", token: func(t testing.TB) []byte {
+			var checks []biscuit.Check
+			for i := range 12 {
+				checks = append(checks, checkOf(query(nil, biscuit.Expression{integer(int64(i)), integer(-1), biscuit.BinaryEqual})))
+			}
+			return stdToken(t, authority{}, checks)
+		}, want: spec.ReasonCheckFailed, check: func(t *testing.T, d Decision) {
+			if len(d.FailedChecks) != maxFailedChecks || !strings.HasPrefix(d.Message, "12 check(s) failed") {
+				t.Errorf("got %d failed checks, message %q; want %d and a count of 12", len(d.FailedChecks), d.Message, maxFailedChecks)
+			}
+		}},
+		// A right_prefix prefix is spec.Right's "x/*" without the "*".
+		{name: "fail/right-prefix-without-slash", token: func(t testing.TB) []byte {
+			return stdToken(t, authority{facts: append(writFacts(contacts), fact("right_prefix", biscuit.String("crm"), biscuit.String("read")))})
+		}, want: spec.ReasonMalformed},
+		{name: "fail/right-prefix-empty", token: func(t testing.TB) []byte {
+			return stdToken(t, authority{facts: append(writFacts(contacts), fact("right_prefix", biscuit.String(""), biscuit.String("read")))})
+		}, want: spec.ReasonMalformed},
+		{name: "fail/right-prefix-slash-only", token: func(t testing.TB) []byte {
+			return stdToken(t, authority{facts: append(writFacts(contacts), fact("right_prefix", biscuit.String("/"), biscuit.String("read")))})
+		}, want: spec.ReasonMalformed},
 		{name: "fail/check-failed", token: func(t testing.TB) []byte {
 			return stdToken(t, authority{}, []biscuit.Check{rightsCheck(notes)})
 		}, want: spec.ReasonCheckFailed, check: func(t *testing.T, d Decision) {
