@@ -3,6 +3,7 @@ package spec
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	_ "time/tzdata" // verifiers must not depend on the host's zoneinfo
 )
@@ -21,6 +22,36 @@ type TimeWindow struct {
 	To   int `json:"to"`
 }
 
+// MaxZoneNameBytes bounds an IANA zone name.
+const MaxZoneNameBytes = 64
+
+// CanonicalZone reports whether name is spelled as an IANA zone name:
+// "/"-separated segments of ASCII letters, digits, "_", "+" and "-", none
+// empty, none "." or "..", at most MaxZoneNameBytes. "Local", "posix/…"
+// and "right/…" are refused: they depend on the host or are aliases, so
+// two verifiers could read them differently (token.md §3).
+func CanonicalZone(name string) bool {
+	if name == "" || len(name) > MaxZoneNameBytes || name == "Local" ||
+		strings.HasPrefix(name, "posix/") || strings.HasPrefix(name, "right/") {
+		return false
+	}
+	seg := 0
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case c == '/':
+			if seg == 0 {
+				return false
+			}
+			seg = 0
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '+', c == '-':
+			seg++
+		default:
+			return false
+		}
+	}
+	return seg > 0
+}
+
 // ErrBadWindow is wrapped by every error TimeWindow.Validate returns.
 var ErrBadWindow = errors.New("spec: bad time window")
 
@@ -28,6 +59,9 @@ var ErrBadWindow = errors.New("spec: bad time window")
 func (w TimeWindow) Validate() error {
 	if w.Zone == "" {
 		return fmt.Errorf("%w: empty zone", ErrBadWindow)
+	}
+	if !CanonicalZone(w.Zone) {
+		return fmt.Errorf("%w: zone %q is not a canonical IANA name", ErrBadWindow, w.Zone)
 	}
 	if _, err := time.LoadLocation(w.Zone); err != nil {
 		return fmt.Errorf("%w: zone %q: %v", ErrBadWindow, w.Zone, err)

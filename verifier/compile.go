@@ -344,7 +344,7 @@ func (c *compiled) collectZones(t *token, lim *Limits) error {
 					if known {
 						continue
 					}
-					if !canonicalZone(name) {
+					if !spec.CanonicalZone(name) {
 						return unsupported("local_time zone %q is not a canonical IANA name", cutText(name, maxLiteralTextBytes))
 					}
 					if len(c.zones) == lim.MaxTimeZones {
@@ -358,44 +358,17 @@ func (c *compiled) collectZones(t *token, lim *Limits) error {
 	return nil
 }
 
-// canonicalZone reports whether name is spelled as an IANA zone name:
-// "/"-separated segments of ASCII letters, digits, "_", "+" and "-",
-// none empty, none "." or ".." (token.md §3). "Local", "posix/…" and
-// "right/…" are refused: they depend on the host or are aliases. Only
-// such names are ever looked up, so each loaded zone has one name.
-func canonicalZone(name string) bool {
-	if name == "" || len(name) > maxZoneNameBytes || name == "Local" ||
-		strings.HasPrefix(name, "posix/") || strings.HasPrefix(name, "right/") {
-		return false
-	}
-	seg := 0
-	for i := 0; i < len(name); i++ {
-		switch c := name[i]; {
-		case c == '/':
-			if seg == 0 {
-				return false
-			}
-			seg = 0
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '+', c == '-':
-			seg++
-		default:
-			return false
-		}
-	}
-	return seg > 0
-}
-
 var (
 	zoneCache   sync.Map     // name → *time.Location; canonical names that loaded
 	zoneEntries atomic.Int64 // entries stored in zoneCache, at most maxZoneCache
 )
 
 // loadZone returns the IANA zone name, or nil when it is not one. Names
-// that are not canonicalZone are never looked up (compile refuses them).
+// that are not spec.CanonicalZone are never looked up (compile refuses them).
 // At most maxZoneCache zones are kept; beyond that a zone is loaded on
 // every first sight of a token naming it.
 func loadZone(name string) *time.Location {
-	if !canonicalZone(name) {
+	if !spec.CanonicalZone(name) {
 		return nil
 	}
 	if l, ok := zoneCache.Load(name); ok {

@@ -38,11 +38,11 @@ func TestCanonicalZone(t *testing.T) {
 		{"Europe\\Paris", false},
 		{"zone.tab", false},
 		{"Europe/Pärïs", false},
-		{strings.Repeat("A", maxZoneNameBytes+1), false},
+		{strings.Repeat("A", spec.MaxZoneNameBytes+1), false},
 	}
 	for _, tc := range cases {
-		if got := canonicalZone(tc.name); got != tc.want {
-			t.Errorf("canonicalZone(%q): got %v, want %v", tc.name, got, tc.want)
+		if got := spec.CanonicalZone(tc.name); got != tc.want {
+			t.Errorf("spec.CanonicalZone(%q): got %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }

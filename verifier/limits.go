@@ -147,9 +147,6 @@ const (
 
 // Bounds on the IANA zones of local_time predicates (token.md §3).
 const (
-	// maxZoneNameBytes bounds a zone name; the longest IANA name is
-	// about 30 bytes.
-	maxZoneNameBytes = 64
 	// maxZoneCache bounds the loaded zones kept for the process; the
 	// IANA database has about 600 names.
 	maxZoneCache = 1024
