@@ -209,4 +209,3 @@ func waitHTTP(t *testing.T, c *http.Client, url string) {
 	}
 	t.Fatalf("%s not ready after 30s", url)
 }
-
