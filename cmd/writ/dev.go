@@ -202,7 +202,7 @@ Try, in another terminal:
   # and denies what the token does not allow (exit code 3)
   ./bin/writ token verify --keys %[2]s/v1/keys --bundle %[1]s/ca/ca.pem \
       --resource crm/notes/7 --operation read \
-      --presenter spiffe://%[3]s/agents/support < narrowed.txt
+      --presenter spiffe://%[3]s/agents/support --service spiffe://%[3]s/services/crm < narrowed.txt
 
 Ctrl-C stops the issuer; 'make run' again reuses %[1]s.
 `, dir, url, devTrustDomain)
