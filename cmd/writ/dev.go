@@ -72,7 +72,7 @@ func runDev(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	f.Listen, f.RaftListen = *listen, *raftListen
-	cfg, err := f.issuerConfig(abs, logger)
+	cfg, src, err := f.issuerConfig(abs, logger)
 	if err != nil {
 		return err
 	}
@@ -81,7 +81,7 @@ func runDev(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	fmt.Fprint(e.stdout, devBanner(*dir, "https://"+is.Addr()))
-	return is.Run(ctx)
+	return serve(ctx, is, src)
 }
 
 // prepareDevDir creates, or completes and refreshes, the dev directory:

@@ -10,10 +10,9 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml"
-	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
-	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
+	"github.com/writ-dev/writ/internal/spiffefile"
 	"github.com/writ-dev/writ/issuer"
 )
 
@@ -71,7 +70,7 @@ func loadServerFile(path string) (*serverFile, error) {
 
 // issuerConfig turns the file into a typed issuer.Config; base resolves
 // relative paths.
-func (f *serverFile) issuerConfig(base string, logger *slog.Logger) (issuer.Config, error) {
+func (f *serverFile) issuerConfig(base string, logger *slog.Logger) (issuer.Config, *spiffefile.Source, error) {
 	cfg := issuer.DefaultConfig()
 	rel := func(p string) string {
 		if p == "" || filepath.IsAbs(p) {
@@ -93,75 +92,74 @@ func (f *serverFile) issuerConfig(base string, logger *slog.Logger) (issuer.Conf
 	}
 	cfg.DataDir = rel(f.DataDir)
 	if cfg.DataDir == "" {
-		return cfg, fmt.Errorf("config: data_dir is required")
+		return cfg, nil, fmt.Errorf("config: data_dir is required")
 	}
 	switch {
 	case f.KEKFile != "" && f.KEKEnv != "":
-		return cfg, fmt.Errorf("config: set one of kek_file and kek_env, not both")
+		return cfg, nil, fmt.Errorf("config: set one of kek_file and kek_env, not both")
 	case f.KEKFile != "":
 		kek, err := issuer.LoadKEK(rel(f.KEKFile))
 		if err != nil {
-			return cfg, fmt.Errorf("config: kek_file: %w", err)
+			return cfg, nil, fmt.Errorf("config: kek_file: %w", err)
 		}
 		cfg.KEK = kek
 	case f.KEKEnv != "":
 		v, ok := os.LookupEnv(f.KEKEnv)
 		if !ok {
-			return cfg, fmt.Errorf("config: kek_env: $%s is not set", f.KEKEnv)
+			return cfg, nil, fmt.Errorf("config: kek_env: $%s is not set", f.KEKEnv)
 		}
 		kek, err := issuer.ParseKEK(v)
 		if err != nil {
-			return cfg, fmt.Errorf("config: kek_env: %w", err)
+			return cfg, nil, fmt.Errorf("config: kek_env: %w", err)
 		}
 		cfg.KEK = kek
 	default:
-		return cfg, fmt.Errorf("config: kek_file or kek_env is required")
+		return cfg, nil, fmt.Errorf("config: kek_file or kek_env is required")
 	}
 	if f.SVID.Cert == "" || f.SVID.Key == "" {
-		return cfg, fmt.Errorf("config: svid.cert and svid.key are required")
+		return cfg, nil, fmt.Errorf("config: svid.cert and svid.key are required")
 	}
-	svid, err := x509svid.Load(rel(f.SVID.Cert), rel(f.SVID.Key))
-	if err != nil {
-		return cfg, fmt.Errorf("config: svid: %w", err)
-	}
-	cfg.SVID = svid
 	if len(f.TrustBundles) == 0 {
-		return cfg, fmt.Errorf("config: trust_bundles: at least one is required")
+		return cfg, nil, fmt.Errorf("config: trust_bundles: at least one is required")
 	}
-	set := x509bundle.NewSet()
+	scfg := spiffefile.DefaultConfig()
+	scfg.CertFile, scfg.KeyFile = rel(f.SVID.Cert), rel(f.SVID.Key)
+	scfg.Bundles = map[spiffeid.TrustDomain]string{}
+	scfg.Logger = logger
 	for i, tb := range f.TrustBundles {
 		td, err := spiffeid.TrustDomainFromString(tb.TrustDomain)
 		if err != nil {
-			return cfg, fmt.Errorf("config: trust_bundles[%d].trust_domain: %w", i, err)
+			return cfg, nil, fmt.Errorf("config: trust_bundles[%d].trust_domain: %w", i, err)
 		}
-		if set.Has(td) {
-			return cfg, fmt.Errorf("config: trust_bundles[%d]: trust domain %s listed twice", i, td)
+		if _, dup := scfg.Bundles[td]; dup {
+			return cfg, nil, fmt.Errorf("config: trust_bundles[%d]: trust domain %s listed twice", i, td)
 		}
-		b, err := x509bundle.Load(td, rel(tb.File))
-		if err != nil {
-			return cfg, fmt.Errorf("config: trust_bundles[%d]: %w", i, err)
-		}
-		set.Add(b)
+		scfg.Bundles[td] = rel(tb.File)
 	}
-	cfg.Bundles = set
+	// SVID and bundles are re-read when their files change (rotation).
+	src, err := spiffefile.New(scfg)
+	if err != nil {
+		return cfg, nil, fmt.Errorf("config: svid or trust_bundles: %w", err)
+	}
+	cfg.SVID, cfg.Bundles = src, src
 	for i, s := range f.AgentTrustDomains {
 		td, err := spiffeid.TrustDomainFromString(s)
 		if err != nil {
-			return cfg, fmt.Errorf("config: agent_trust_domains[%d]: %w", i, err)
+			return cfg, nil, fmt.Errorf("config: agent_trust_domains[%d]: %w", i, err)
 		}
 		cfg.TrustDomains = append(cfg.TrustDomains, td)
 	}
 	for i, s := range f.Admins {
 		id, err := spiffeid.FromString(s)
 		if err != nil {
-			return cfg, fmt.Errorf("config: admins[%d]: %w", i, err)
+			return cfg, nil, fmt.Errorf("config: admins[%d]: %w", i, err)
 		}
 		cfg.Admins = append(cfg.Admins, id)
 	}
 	if f.PolicyFile != "" {
 		p, err := os.ReadFile(rel(f.PolicyFile))
 		if err != nil {
-			return cfg, fmt.Errorf("config: policy_file: %w", err)
+			return cfg, nil, fmt.Errorf("config: policy_file: %w", err)
 		}
 		cfg.InitialPolicy = p
 	}
@@ -175,12 +173,12 @@ func (f *serverFile) issuerConfig(base string, logger *slog.Logger) (issuer.Conf
 		}
 		v, err := time.ParseDuration(d.in)
 		if err != nil {
-			return cfg, fmt.Errorf("config: %s: %w", d.name, err)
+			return cfg, nil, fmt.Errorf("config: %s: %w", d.name, err)
 		}
 		*d.out = v
 	}
 	cfg.Logger = logger
-	return cfg, cfg.Validate()
+	return cfg, src, cfg.Validate()
 }
 
 func newLogger(e env, format, level string) (*slog.Logger, error) {
@@ -238,17 +236,28 @@ func runServer(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	cfg, err := f.issuerConfig(filepath.Dir(*cfgPath), logger)
+	cfg, src, err := f.issuerConfig(filepath.Dir(*cfgPath), logger)
 	if err != nil {
 		return err
 	}
-	return serve(ctx, cfg)
-}
-
-func serve(ctx context.Context, cfg issuer.Config) error {
 	is, err := issuer.New(cfg)
 	if err != nil {
 		return err
 	}
-	return is.Run(ctx)
+	return serve(ctx, is, src)
+}
+
+// serve runs the issuer and the SVID/bundle file watcher together; the
+// first to fail stops the other.
+func serve(ctx context.Context, is *issuer.Issuer, src *spiffefile.Source) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	srcErr := make(chan error, 1)
+	go func() { srcErr <- src.Run(ctx) }()
+	err := is.Run(ctx)
+	cancel()
+	if e := <-srcErr; err == nil {
+		err = e
+	}
+	return err
 }

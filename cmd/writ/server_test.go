@@ -48,7 +48,7 @@ func TestServerConfig(t *testing.T) {
 			}
 			f, err := loadServerFile(path)
 			if err == nil {
-				_, err = f.issuerConfig(dir, nil)
+				_, _, err = f.issuerConfig(dir, nil)
 			}
 			switch {
 			case tc.want == "" && err != nil:
