@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/writ-dev/writ/internal/pki"
 )
 
 func TestServerConfig(t *testing.T) {
@@ -85,5 +87,35 @@ func TestUsageErrors(t *testing.T) {
 				t.Fatalf("exit %d, want %d; stderr: %s", got, tc.want, errb.String())
 			}
 		})
+	}
+}
+
+func TestDevSVID(t *testing.T) {
+	dir := t.TempDir()
+	if err := prepareDevDir(dir, "127.0.0.1:0", "127.0.0.1:0", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"ok/new-agent", []string{"dev", "svid", "--dir", dir, "--id", "spiffe://writ.dev.local/agents/new", "--out", out, "--name", "new"}, exitOK},
+		{"fail/exists", []string{"dev", "svid", "--dir", dir, "--id", "spiffe://writ.dev.local/agents/new", "--out", out, "--name", "new"}, exitError},
+		{"fail/other-trust-domain", []string{"dev", "svid", "--dir", dir, "--id", "spiffe://elsewhere.test/a", "--out", out}, exitUsage},
+		{"fail/bad-id", []string{"dev", "svid", "--dir", dir, "--id", "not-an-id", "--out", out}, exitUsage},
+		{"fail/no-ca", []string{"dev", "svid", "--dir", t.TempDir(), "--id", "spiffe://writ.dev.local/a", "--out", out}, exitError},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr strings.Builder
+			if got := run(t.Context(), tc.args, strings.NewReader(""), &stdout, &stderr); got != tc.want {
+				t.Fatalf("exit %d, want %d: %s", got, tc.want, stderr.String())
+			}
+		})
+	}
+	s, err := pki.LoadSVID(filepath.Join(out, "new.pem"), filepath.Join(out, "new-key.pem"))
+	if err != nil || s.ID.String() != "spiffe://writ.dev.local/agents/new" {
+		t.Fatalf("issued SVID: %v %v", s, err)
 	}
 }
