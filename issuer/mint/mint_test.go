@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -260,7 +261,7 @@ func TestMintRootKeyIDIsCanonicalField(t *testing.T) {
 }
 
 // bareMint builds the same token with biscuit-go's builder.
-func bareMint(t testing.TB, rng *bytes.Reader, key Key, c Claims) []byte {
+func bareMint(t testing.TB, rng io.Reader, key Key, c Claims) []byte {
 	t.Helper()
 	v, err := validate(c)
 	if err != nil {
