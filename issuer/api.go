@@ -132,9 +132,7 @@ func (is *Issuer) caller(w http.ResponseWriter, r *http.Request) (spiffeid.ID, b
 			// A verified identity was refused: that is a denial, and every
 			// denial is on the record.
 			rec := &AuditRecord{Time: is.cfg.Now().UTC(), Node: is.cfg.NodeID, Kind: AuditDeny, Caller: id.String(), Reason: reasonTrustDomain}
-			if err := is.audit.Commit(r.Context(), rec); err != nil {
-				is.log.Error("audit commit failed", "err", err)
-				writeProblem(w, http.StatusServiceUnavailable, ProblemUnavailable, "audit trail unavailable", nil)
+			if !is.commitAudit(w, r, rec) {
 				return spiffeid.ID{}, false
 			}
 			is.metrics.denied.WithLabelValues(reasonTrustDomain).Inc()
@@ -254,9 +252,7 @@ func (is *Issuer) handleToken(w http.ResponseWriter, r *http.Request) {
 		rec.Kind, rec.Reason = AuditDeny, spec.ReasonNotGranted
 		is.metrics.denied.WithLabelValues(spec.ReasonNotGranted).Inc()
 		is.log.Info("token denied", "caller", caller.String(), "reason", spec.ReasonNotGranted, "policy_version", pol.Version())
-		if err := is.audit.Commit(r.Context(), rec); err != nil {
-			is.log.Error("audit commit failed", "err", err)
-			writeProblem(w, http.StatusServiceUnavailable, ProblemUnavailable, "audit trail unavailable", nil)
+		if !is.commitAudit(w, r, rec) {
 			return
 		}
 		writeProblem(w, http.StatusForbidden, ProblemNotGranted, "the policy grants none of the requested rights", func(p *Problem) {
@@ -284,11 +280,8 @@ func (is *Issuer) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec.Kind, rec.Granted, rec.TokenID, rec.ExpiresAt, rec.KeyID = AuditMint, rightStrings(res.Granted), tokenID, claims.Expiry, keyID
-	if err := is.audit.Commit(r.Context(), rec); err != nil {
-		// Fail closed: a token whose issuance is not on the record is never handed out.
-		is.log.Error("audit commit failed", "err", err, "token_id", tokenID)
-		writeProblem(w, http.StatusServiceUnavailable, ProblemUnavailable, "audit trail unavailable", nil)
-		return
+	if !is.commitAudit(w, r, rec) {
+		return // fail closed: a token whose issuance is not on the record is never handed out
 	}
 	is.metrics.minted.Inc()
 	is.metrics.mintTime.Observe(time.Since(start).Seconds())
@@ -297,6 +290,17 @@ func (is *Issuer) handleToken(w http.ResponseWriter, r *http.Request) {
 		Token: base64.URLEncoding.EncodeToString(token), TokenID: tokenID, ExpiresAt: claims.Expiry,
 		Granted: rightStrings(res.Granted), Denied: denied, PolicyVersion: pol.Version(), KeyID: keyID,
 	})
+}
+
+// commitAudit commits rec through the audit log. When that fails it logs,
+// answers 503 and returns false: no answer leaves the issuer unaudited.
+func (is *Issuer) commitAudit(w http.ResponseWriter, r *http.Request, rec *AuditRecord) bool {
+	if err := is.audit.Commit(r.Context(), rec); err != nil {
+		is.log.Error("audit commit failed", "err", err, "kind", rec.Kind, "token_id", rec.TokenID)
+		writeProblem(w, http.StatusServiceUnavailable, ProblemUnavailable, "audit trail unavailable", nil)
+		return false
+	}
+	return true
 }
 
 func rightStrings(rs []spec.Right) []string {

@@ -24,9 +24,17 @@ type auditLog struct {
 }
 
 type pendingAudit struct {
-	rec  *AuditRecord
-	size int // encoded size, for cutting batches below the raft command cap
+	raw  json.RawMessage // the record, encoded once by Commit
 	done chan error
+}
+
+// auditAppend is the wire form of an audit.append command built from
+// records already encoded: it marshals to the same bytes as a command
+// with Type cmdAuditAppend, without encoding each record a second time.
+type auditAppend struct {
+	V     int               `json:"v"`
+	Type  string            `json:"type"`
+	Audit []json.RawMessage `json:"audit"`
 }
 
 // maxBatchBytes bounds the encoded audit records of one raft entry, well
@@ -45,7 +53,7 @@ func (a *auditLog) Commit(ctx context.Context, rec *AuditRecord) error {
 	if err != nil {
 		return fmt.Errorf("issuer: audit: encode: %w", err)
 	}
-	p := &pendingAudit{rec: rec, size: len(b), done: make(chan error, 1)}
+	p := &pendingAudit{raw: b, done: make(chan error, 1)}
 	select {
 	case a.queue <- p:
 	case <-ctx.Done():
@@ -90,24 +98,24 @@ func (a *auditLog) worker(ctx context.Context) error {
 		batch = batch[:0]
 		size := 0
 		if carry != nil {
-			batch, size, carry = append(batch, carry), carry.size, nil
+			batch, size, carry = append(batch, carry), len(carry.raw), nil
 		} else {
 			select {
 			case <-ctx.Done():
 				return nil
 			case p := <-a.queue:
-				batch, size = append(batch, p), p.size
+				batch, size = append(batch, p), len(p.raw)
 			}
 		}
 	fill:
 		for len(batch) < a.maxBatch {
 			select {
 			case p := <-a.queue:
-				if size+p.size > maxBatchBytes {
+				if size+len(p.raw) > maxBatchBytes {
 					carry = p
 					break fill
 				}
-				batch, size = append(batch, p), size+p.size
+				batch, size = append(batch, p), size+len(p.raw)
 			default:
 				break fill
 			}
@@ -124,11 +132,11 @@ func (a *auditLog) worker(ctx context.Context) error {
 }
 
 func (a *auditLog) commitBatch(ctx context.Context, batch []*pendingAudit) error {
-	recs := make([]*AuditRecord, len(batch))
+	recs := make([]json.RawMessage, len(batch))
 	for i, p := range batch {
-		recs[i] = p.rec
+		recs[i] = p.raw
 	}
-	cmd, err := encodeCommand(&command{Type: cmdAuditAppend, Audit: recs})
+	cmd, err := json.Marshal(&auditAppend{V: commandVersion, Type: cmdAuditAppend, Audit: recs})
 	if err != nil {
 		return fmt.Errorf("issuer: audit: encode: %w", err)
 	}

@@ -3,6 +3,7 @@ package issuer
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -181,3 +182,35 @@ func TestKEK(t *testing.T) {
 }
 
 var _ cluster.BatchFSM = (*State)(nil)
+
+// TestAuditAppendWireForm: the audit log's pre-encoded command is byte for
+// byte the command the state machine decodes.
+func TestAuditAppendWireForm(t *testing.T) {
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	recs := []*AuditRecord{
+		{Time: now, Kind: AuditMint, Caller: "spiffe://a/b", Requested: []string{"<crm>:read"}, TokenID: strings.Repeat("a", 32), ExpiresAt: now},
+		{Time: now, Kind: AuditDeny, Caller: "spiffe://a/c", Reason: "not_granted", Denied: []AuditDenial{{Right: "x:y", Reason: "no_matching_rule"}}},
+	}
+	raws := make([]json.RawMessage, len(recs))
+	for i, r := range recs {
+		b, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raws[i] = b
+	}
+	got, err := json.Marshal(&auditAppend{V: commandVersion, Type: cmdAuditAppend, Audit: raws})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := encodeCommand(&command{Type: cmdAuditAppend, Audit: recs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("got %s\nwant %s", got, want)
+	}
+	if _, err := decodeCommand(got); err != nil {
+		t.Fatal(err)
+	}
+}
