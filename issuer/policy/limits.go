@@ -1,6 +1,10 @@
 package policy
 
-import "time"
+import (
+	"time"
+
+	"github.com/writ-dev/writ/spec"
+)
 
 // Limits on a policy file. A policy is written by administrators, but it
 // travels through the replicated log and every node parses it inside the
@@ -30,7 +34,7 @@ const (
 	MaxNameChars        = 128
 	MaxDescriptionChars = 1024
 	MaxFieldChars       = 128
-	MaxZoneChars        = 64
+	MaxZoneChars        = spec.MaxZoneNameBytes // zone names are ASCII
 	// MaxIDBytes bounds a SPIFFE ID or ID pattern.
 	MaxIDBytes = 512
 	// MaxTTL is the longest max_ttl a policy may set.

@@ -435,7 +435,9 @@ func (d *decoder) window(n ast.Node, path string) (window, error) {
 			if err != nil {
 				return err
 			}
-			if s == "Local" || utf8.RuneCountInString(s) > MaxZoneChars || !reZone.MatchString(s) {
+			// reZone is the schema's pattern; spec.CanonicalZone is the rule
+			// every verifier applies (length, "Local").
+			if !spec.CanonicalZone(s) || !reZone.MatchString(s) {
 				return nodeErr(v, path, "%q: want an IANA time zone name such as \"Europe/Paris\" or \"UTC\"", s)
 			}
 			loc, ok := d.locs[s]
