@@ -18,9 +18,10 @@ type Config struct {
 	// may be the same file as CertFile.
 	KeyFile string
 
-	// Bundles maps each trust domain to the PEM file holding its X.509
-	// authorities. At least one is required. Each trust domain is served
-	// only from its own file.
+	// Bundles maps each trust domain to the file holding its authorities:
+	// PEM CA certificates (X.509 only), or a SPIFFE bundle (JSON JWK set
+	// with X.509 and JWT authorities). At least one is required. Each trust
+	// domain is served only from its own file.
 	Bundles map[spiffeid.TrustDomain]string
 
 	// Interval is the poll period of Run. Zero means DefaultInterval;

@@ -1,9 +1,11 @@
-// Package spiffefile serves an X.509-SVID and X.509 trust bundles that are
-// read from PEM files and reloaded when the files change, so that a
+// Package spiffefile serves an X.509-SVID and trust bundles (X.509, and JWT
+// when a bundle file is in SPIFFE bundle format) that are read from files
+// and reloaded when the files change, so that a
 // long-running server follows SVID rotation (by a SPIRE agent helper,
 // cert-manager, or `writ dev`) without a restart.
 //
-// A Source implements go-spiffe's x509svid.Source and x509bundle.Source.
+// A Source implements go-spiffe's x509svid.Source, x509bundle.Source and
+// jwtbundle.Source.
 // go-spiffe's tlsconfig helpers call them on every handshake, so they only
 // load a pointer to an immutable snapshot. Run polls the files every
 // Config.Interval; Reload does one check on demand.

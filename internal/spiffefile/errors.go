@@ -20,6 +20,7 @@ var (
 	ErrInvalidSVID = errors.New("spiffefile: invalid X.509-SVID")
 
 	// ErrInvalidBundle is wrapped when a bundle file does not hold at least
-	// one CA certificate in PEM form, or holds anything else.
+	// one CA certificate (PEM, or the x509-svid keys of a SPIFFE bundle),
+	// or holds anything else.
 	ErrInvalidBundle = errors.New("spiffefile: invalid trust bundle")
 )

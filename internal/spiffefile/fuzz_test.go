@@ -29,7 +29,7 @@ func FuzzParse(f *testing.F) {
 		if _, err := decodePEM(data, pemCertificate, pemPrivateKey); err == nil && len(bytes.TrimSpace(data)) == 0 {
 			t.Fatal("decodePEM accepted empty input")
 		}
-		if b, err := parseBundle(tdAcme, data); err == nil {
+		if b, _, err := parseBundle(tdAcme, data); err == nil {
 			for _, c := range b.X509Authorities() {
 				if !c.IsCA {
 					t.Fatal("parseBundle accepted a non-CA certificate")

@@ -12,6 +12,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/bundle/jwtbundle"
+	"github.com/spiffe/go-spiffe/v2/bundle/spiffebundle"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
@@ -25,9 +27,10 @@ const (
 // snapshot is one consistent, fully validated load of every file. It is
 // never modified after it is published.
 type snapshot struct {
-	svid    *x509svid.SVID
-	bundles map[spiffeid.TrustDomain]*x509bundle.Bundle
-	expiry  time.Time // earliest NotAfter of the SVID chain
+	svid       *x509svid.SVID
+	bundles    map[spiffeid.TrustDomain]*x509bundle.Bundle
+	jwtBundles map[spiffeid.TrustDomain]*jwtbundle.Bundle // only trust domains whose file is a SPIFFE bundle with JWT authorities
+	expiry      time.Time // earliest NotAfter of the SVID chain
 	sum     [32]byte  // hash of the file contents it was built from
 }
 
@@ -95,12 +98,16 @@ func readFile(path string) ([]byte, error) {
 // be valid at.
 func build(cfg *Config, c *contents, now time.Time) (*snapshot, error) {
 	bundles := make(map[spiffeid.TrustDomain]*x509bundle.Bundle, len(c.bundles))
+	jwtBundles := make(map[spiffeid.TrustDomain]*jwtbundle.Bundle)
 	for td, data := range c.bundles {
-		b, err := parseBundle(td, data)
+		b, jb, err := parseBundle(td, data)
 		if err != nil {
 			return nil, fmt.Errorf("bundle %s for %q: %w", cfg.Bundles[td], td, err)
 		}
 		bundles[td] = b
+		if jb != nil {
+			jwtBundles[td] = jb
+		}
 	}
 	svid, err := parseSVID(c.cert, c.key)
 	if err != nil {
@@ -110,7 +117,7 @@ func build(cfg *Config, c *contents, now time.Time) (*snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("SVID %s: %w", cfg.CertFile, err)
 	}
-	return &snapshot{svid: svid, bundles: bundles, expiry: expiry, sum: c.sum}, nil
+	return &snapshot{svid: svid, bundles: bundles, jwtBundles: jwtBundles, expiry: expiry, sum: c.sum}, nil
 }
 
 // parseSVID decodes a PEM chain and a PEM PKCS#8 key strictly (a truncated
@@ -158,27 +165,57 @@ func checkSVID(svid *x509svid.SVID, bundles map[spiffeid.TrustDomain]*x509bundle
 	return expiry, nil
 }
 
-// parseBundle decodes a PEM file of CA certificates strictly.
-func parseBundle(td spiffeid.TrustDomain, data []byte) (*x509bundle.Bundle, error) {
+// parseBundle decodes a bundle file strictly. A file whose first non-space
+// byte is '{' is a SPIFFE bundle (RFC 7517 JWK set with "x509-svid" and
+// "jwt-svid" keys, as `spire-server bundle show -format spiffe` writes it)
+// and yields both bundles; anything else is PEM CA certificates and yields
+// no JWT bundle. Either way at least one X.509 authority is required, and
+// every one must be a CA certificate.
+func parseBundle(td spiffeid.TrustDomain, data []byte) (*x509bundle.Bundle, *jwtbundle.Bundle, error) {
+	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) > 0 && t[0] == '{' {
+		sb, err := spiffebundle.Parse(td, data)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: SPIFFE bundle: %w", ErrInvalidBundle, err)
+		}
+		certs := sb.X509Authorities()
+		if err := checkAuthorities(certs); err != nil {
+			return nil, nil, err
+		}
+		var jb *jwtbundle.Bundle
+		if len(sb.JWTAuthorities()) > 0 {
+			jb = sb.JWTBundle()
+		}
+		return sb.X509Bundle(), jb, nil
+	}
 	ders, err := decodePEM(data, pemCertificate, "")
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidBundle, err)
-	}
-	if len(ders) == 0 {
-		return nil, fmt.Errorf("%w: no certificates", ErrInvalidBundle)
+		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidBundle, err)
 	}
 	certs := make([]*x509.Certificate, 0, len(ders))
 	for i, der := range ders {
 		c, err := x509.ParseCertificate(der)
 		if err != nil {
-			return nil, fmt.Errorf("%w: certificate %d: %w", ErrInvalidBundle, i, err)
-		}
-		if !c.BasicConstraintsValid || !c.IsCA {
-			return nil, fmt.Errorf("%w: certificate %d is not a CA", ErrInvalidBundle, i)
+			return nil, nil, fmt.Errorf("%w: certificate %d: %w", ErrInvalidBundle, i, err)
 		}
 		certs = append(certs, c)
 	}
-	return x509bundle.FromX509Authorities(td, certs), nil
+	if err := checkAuthorities(certs); err != nil {
+		return nil, nil, err
+	}
+	return x509bundle.FromX509Authorities(td, certs), nil, nil
+}
+
+// checkAuthorities requires at least one certificate and only CAs.
+func checkAuthorities(certs []*x509.Certificate) error {
+	if len(certs) == 0 {
+		return fmt.Errorf("%w: no certificates", ErrInvalidBundle)
+	}
+	for i, c := range certs {
+		if !c.BasicConstraintsValid || !c.IsCA {
+			return fmt.Errorf("%w: certificate %d is not a CA", ErrInvalidBundle, i)
+		}
+	}
+	return nil
 }
 
 // decodePEM returns the contents of the PEM blocks of type want in data,

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/bundle/jwtbundle"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
@@ -21,9 +22,10 @@ import (
 // errNotLoaded is returned by the getters of a Source not made by New.
 var errNotLoaded = errors.New("spiffefile: source not created with New")
 
-// Source serves an X.509-SVID and X.509 trust bundles read from PEM files,
-// and follows changes to those files. It implements x509svid.Source and
-// x509bundle.Source, so it can be passed to go-spiffe's tlsconfig helpers.
+// Source serves an X.509-SVID and trust bundles read from files, and
+// follows changes to those files. It implements x509svid.Source,
+// x509bundle.Source and jwtbundle.Source, so it can be passed to
+// go-spiffe's tlsconfig helpers and JWT-SVID validation.
 //
 // The getters read an immutable snapshot through an atomic pointer: they do
 // no file I/O, take no lock and are safe for concurrent use with each other
@@ -111,6 +113,24 @@ func (s *Source) GetX509BundleForTrustDomain(td spiffeid.TrustDomain) (*x509bund
 	b, ok := snap.bundles[td]
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownTrustDomain, td)
+	}
+	return b, nil
+}
+
+// GetJWTBundleForTrustDomain returns the JWT bundle of td from the current
+// snapshot. Only a bundle file in SPIFFE bundle format that holds JWT
+// authorities has one; for any other trust domain it returns an error
+// wrapping ErrUnknownTrustDomain, so JWT-SVIDs of a trust domain configured
+// with a PEM bundle are refused. The bundle is shared and must not be
+// modified.
+func (s *Source) GetJWTBundleForTrustDomain(td spiffeid.TrustDomain) (*jwtbundle.Bundle, error) {
+	snap := s.cur.Load()
+	if snap == nil {
+		return nil, errNotLoaded
+	}
+	b, ok := snap.jwtBundles[td]
+	if !ok {
+		return nil, fmt.Errorf("%w %q: no JWT authorities", ErrUnknownTrustDomain, td)
 	}
 	return b, nil
 }

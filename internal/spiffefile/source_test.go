@@ -3,6 +3,9 @@ package spiffefile
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"errors"
 	"io/fs"
 	"os"
@@ -11,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/bundle/spiffebundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/writ-dev/writ/internal/pki"
@@ -429,4 +433,68 @@ func BenchmarkGetX509SVID(b *testing.B) {
 			}
 		}
 	})
+}
+
+func TestSPIFFEBundleFormat(t *testing.T) {
+	f := newFixture(t, t0)
+	jwtKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb := spiffebundle.New(tdAcme)
+	sb.AddX509Authority(f.ca.Certificate())
+	if err := sb.AddJWTAuthority("k1", jwtKey.Public()); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := sb.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, f.bundlePath(tdAcme), doc)
+	src := f.newSource(t)
+
+	xb, err := src.GetX509BundleForTrustDomain(tdAcme)
+	if err != nil || len(xb.X509Authorities()) != 1 || !xb.X509Authorities()[0].Equal(f.ca.Certificate()) {
+		t.Fatalf("X.509 bundle from SPIFFE bundle: got (%v, %v), want the CA only", xb, err)
+	}
+	jb, err := src.GetJWTBundleForTrustDomain(tdAcme)
+	if err != nil {
+		t.Fatalf("GetJWTBundleForTrustDomain: %v", err)
+	}
+	if _, ok := jb.FindJWTAuthority("k1"); !ok || jb.TrustDomain() != tdAcme {
+		t.Errorf("JWT bundle: got %d authorities for %q, want k1 for %q", len(jb.JWTAuthorities()), jb.TrustDomain(), tdAcme)
+	}
+	// The other trust domain is configured with PEM: no JWT authorities,
+	// and nothing is borrowed from acme.
+	if b, err := src.GetJWTBundleForTrustDomain(f.other.TrustDomain()); !errors.Is(err, ErrUnknownTrustDomain) || b != nil {
+		t.Errorf("JWT bundle of a PEM-configured trust domain: got (%v, %v), want ErrUnknownTrustDomain", b, err)
+	}
+
+	// Bad SPIFFE bundles are refused and the previous snapshot is kept.
+	for name, data := range map[string][]byte{
+		"truncated":   doc[:len(doc)/2],
+		"no-x509":     mustMarshalJWTOnly(t, jwtKey),
+		"not-json":    []byte("{nope"),
+		"private-key": []byte(`{"keys":[{"kty":"EC","crv":"P-256","use":"jwt-svid","kid":"p","x":"AA","y":"AA","d":"AA"}]}`),
+	} {
+		writeFile(t, f.bundlePath(tdAcme), data)
+		if err := src.Reload(); !errors.Is(err, ErrInvalidBundle) {
+			t.Errorf("%s: Reload: got %v, want ErrInvalidBundle", name, err)
+		}
+		if _, err := src.GetJWTBundleForTrustDomain(tdAcme); err != nil {
+			t.Errorf("%s: previous JWT bundle lost: %v", name, err)
+		}
+	}
+}
+
+func mustMarshalJWTOnly(t *testing.T, key *ecdsa.PrivateKey) []byte {
+	sb := spiffebundle.New(tdAcme)
+	if err := sb.AddJWTAuthority("k1", key.Public()); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := sb.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc
 }
