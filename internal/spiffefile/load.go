@@ -30,8 +30,8 @@ type snapshot struct {
 	svid       *x509svid.SVID
 	bundles    map[spiffeid.TrustDomain]*x509bundle.Bundle
 	jwtBundles map[spiffeid.TrustDomain]*jwtbundle.Bundle // only trust domains whose file is a SPIFFE bundle with JWT authorities
-	expiry      time.Time // earliest NotAfter of the SVID chain
-	sum     [32]byte  // hash of the file contents it was built from
+	expiry     time.Time                                  // earliest NotAfter of the SVID chain
+	sum        [32]byte                                   // hash of the file contents it was built from
 }
 
 // contents are the raw bytes of every file, read once per load so that
