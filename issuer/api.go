@@ -2,54 +2,20 @@ package issuer
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
-	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
-	"github.com/writ-dev/writ/issuer/mint"
 	"github.com/writ-dev/writ/issuer/policy"
 	"github.com/writ-dev/writ/spec"
 	"github.com/writ-dev/writ/verifier"
 )
-
-// TokenRequest is the body of POST /v1/token.
-type TokenRequest struct {
-	// Rights asked for, as "RESOURCE:OPERATION".
-	Rights []string `json:"rights"`
-	// TTL as a Go duration ("5m"); empty means the default.
-	TTL string `json:"ttl,omitempty"`
-}
-
-// TokenResponse is the body of a successful POST /v1/token.
-type TokenResponse struct {
-	Token         string        `json:"token"`
-	TokenID       string        `json:"token_id"`
-	ExpiresAt     time.Time     `json:"expires_at"`
-	Granted       []string      `json:"granted"`
-	Denied        []DeniedRight `json:"denied,omitempty"`
-	PolicyVersion string        `json:"policy_version"`
-	KeyID         uint32        `json:"key_id"`
-}
-
-// DeniedRight says why one requested right was not granted and what could
-// be requested instead.
-type DeniedRight struct {
-	Right        string   `json:"right"`
-	Reason       string   `json:"reason"`
-	Alternatives []string `json:"alternatives,omitempty"`
-}
-
-// maxRightsPerRequest bounds the rights one token request may name.
-const maxRightsPerRequest = 64
 
 // handler returns the HTTP API. Identity comes from the TLS peer
 // certificate, which only the server TLS config of New verifies: the
@@ -116,65 +82,33 @@ func (s *statusWriter) WriteHeader(code int) {
 	s.ResponseWriter.WriteHeader(code)
 }
 
-// caller returns the verified SPIFFE ID of the TLS peer, or writes a 401.
-func (is *Issuer) caller(w http.ResponseWriter, r *http.Request) (spiffeid.ID, bool) {
-	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		writeProblem(w, http.StatusUnauthorized, ProblemUnauthenticated, "present an X.509-SVID as TLS client certificate", nil)
-		return spiffeid.ID{}, false
-	}
-	id, err := x509svid.IDFromCert(r.TLS.PeerCertificates[0])
-	if err != nil {
-		writeProblem(w, http.StatusUnauthorized, ProblemUnauthenticated, "client certificate is not an X.509-SVID", nil)
-		return spiffeid.ID{}, false
-	}
-	if !is.tds[id.TrustDomain()] {
-		if r.Pattern == "POST /v1/token" {
-			// A verified identity was refused: that is a denial, and every
-			// denial is on the record.
-			rec := &AuditRecord{Time: is.cfg.Now().UTC(), Node: is.cfg.NodeID, Kind: AuditDeny, Caller: id.String(), Reason: reasonTrustDomain}
-			if !is.commitAudit(w, r, rec) {
-				return spiffeid.ID{}, false
-			}
-			is.metrics.denied.WithLabelValues(reasonTrustDomain).Inc()
-		}
-		is.log.Info("caller refused", "caller", id.String(), "reason", reasonTrustDomain, "path", r.URL.Path)
-		writeProblem(w, http.StatusForbidden, ProblemForbidden, "trust domain not accepted by this issuer", nil)
-		return spiffeid.ID{}, false
-	}
-	return id, true
-}
-
-// reasonTrustDomain is the audit reason for callers of a trust domain the
-// issuer does not serve.
-const reasonTrustDomain = "trust_domain_not_accepted"
-
-func (is *Issuer) admin(h func(http.ResponseWriter, *http.Request, spiffeid.ID)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		id, ok := is.caller(w, r)
-		if !ok {
-			return
-		}
-		if !is.admins[id] {
-			is.log.Warn("admin endpoint refused", "caller", id.String(), "path", r.URL.Path)
-			writeProblem(w, http.StatusForbidden, ProblemForbidden, "admin SVID required", nil)
-			return
-		}
-		h(w, r, id)
-	}
-}
-
 func (is *Issuer) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, is.cfg.MaxBodyBytes))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			writeProblem(w, http.StatusRequestEntityTooLarge, ProblemTooLarge, "body larger than "+strconv.FormatInt(is.cfg.MaxBodyBytes, 10)+" bytes", nil)
-		} else {
-			writeProblem(w, http.StatusBadRequest, ProblemBadRequest, "cannot read body", nil)
-		}
+	body, err := readLimited(w, r, is.cfg.MaxBodyBytes)
+	switch {
+	case err == errTooLarge:
+		writeProblem(w, http.StatusRequestEntityTooLarge, ProblemTooLarge, "body larger than "+strconv.FormatInt(is.cfg.MaxBodyBytes, 10)+" bytes", nil)
+		return nil, false
+	case err != nil:
+		writeProblem(w, http.StatusBadRequest, ProblemBadRequest, "cannot read body", nil)
 		return nil, false
 	}
 	return body, true
+}
+
+// errTooLarge is returned by readLimited for a body over the limit.
+var errTooLarge = errors.New("issuer: request body too large")
+
+// readLimited reads at most limit bytes of the request body.
+func readLimited(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, errTooLarge
+		}
+		return nil, err
+	}
+	return body, nil
 }
 
 func decodeStrict(body []byte, v any) error {
@@ -187,120 +121,6 @@ func decodeStrict(body []byte, v any) error {
 		return errors.New("trailing data after JSON object")
 	}
 	return nil
-}
-
-func (is *Issuer) handleToken(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	caller, ok := is.caller(w, r)
-	if !ok {
-		return
-	}
-	body, ok := is.readBody(w, r)
-	if !ok {
-		return
-	}
-	var req TokenRequest
-	if err := decodeStrict(body, &req); err != nil {
-		writeProblem(w, http.StatusBadRequest, ProblemBadRequest, "body: "+err.Error(), nil)
-		return
-	}
-	if len(req.Rights) == 0 || len(req.Rights) > maxRightsPerRequest {
-		writeProblem(w, http.StatusBadRequest, ProblemBadRequest, "rights: want 1 to "+strconv.Itoa(maxRightsPerRequest)+" rights", nil)
-		return
-	}
-	rights := make([]spec.Right, len(req.Rights))
-	for i, s := range req.Rights {
-		rt, err := spec.ParseRight(s)
-		if err != nil {
-			writeProblem(w, http.StatusBadRequest, ProblemBadRequest, "rights["+strconv.Itoa(i)+"]: "+err.Error(), nil)
-			return
-		}
-		rights[i] = rt
-	}
-	ttl := is.cfg.DefaultTTL
-	if req.TTL != "" {
-		d, err := time.ParseDuration(req.TTL)
-		if err != nil || d <= 0 {
-			writeProblem(w, http.StatusBadRequest, ProblemBadRequest, "ttl: want a positive Go duration like 5m", nil)
-			return
-		}
-		ttl = d
-	}
-	ttl = min(ttl, is.cfg.MaxTTL)
-
-	pol, err := is.state.Policy()
-	if err != nil {
-		writeProblem(w, http.StatusServiceUnavailable, ProblemUnavailable, "no issuance policy yet", nil)
-		return
-	}
-	keyID, priv, err := is.state.ActiveKey()
-	if err != nil {
-		writeProblem(w, http.StatusServiceUnavailable, ProblemUnavailable, "no root key yet", nil)
-		return
-	}
-	now := is.cfg.Now().UTC().Truncate(time.Second)
-	res := pol.Evaluate(policy.Request{Subject: caller, Rights: rights, TTL: ttl, Now: now})
-	denied := make([]DeniedRight, len(res.Denied))
-	auditDenied := make([]AuditDenial, len(res.Denied))
-	for i, d := range res.Denied {
-		denied[i] = DeniedRight{Right: d.Right.String(), Reason: d.Reason, Alternatives: rightStrings(d.Alternatives)}
-		auditDenied[i] = AuditDenial{Right: d.Right.String(), Reason: d.Reason}
-	}
-	rec := &AuditRecord{Time: now, Node: is.cfg.NodeID, Caller: caller.String(), Requested: req.Rights, Denied: auditDenied, PolicyVersion: pol.Version()}
-
-	if len(res.Granted) == 0 {
-		rec.Kind, rec.Reason = AuditDeny, spec.ReasonNotGranted
-		is.metrics.denied.WithLabelValues(spec.ReasonNotGranted).Inc()
-		is.log.Info("token denied", "caller", caller.String(), "reason", spec.ReasonNotGranted, "policy_version", pol.Version())
-		if !is.commitAudit(w, r, rec) {
-			return
-		}
-		writeProblem(w, http.StatusForbidden, ProblemNotGranted, "the policy grants none of the requested rights", func(p *Problem) {
-			p.Denied, p.PolicyVersion = denied, pol.Version()
-		})
-		return
-	}
-
-	windows := make([][]spec.TimeWindow, len(res.Windows))
-	for i, ws := range res.Windows {
-		windows[i] = ws
-	}
-	claims := mint.Claims{
-		Issuer: is.id.String(), Agent: caller.String(), IssuedAt: now, Expiry: now.Add(min(ttl, res.TTL)),
-		PolicyVersion: pol.Version(), Rights: res.Granted, MaxRecords: res.MaxRecords, Fields: res.Fields,
-		Windows: windows, Services: res.Services,
-	}
-	if res.BindPresenter {
-		claims.Presenters = []string{caller.String()}
-	}
-	token, tokenID, err := mint.Mint(is.cfg.Rand, mint.Key{ID: keyID, Private: priv}, claims)
-	if err != nil {
-		is.log.Error("mint failed", "caller", caller.String(), "err", err)
-		writeProblem(w, http.StatusInternalServerError, ProblemInternal, "cannot mint token", nil)
-		return
-	}
-	rec.Kind, rec.Granted, rec.TokenID, rec.ExpiresAt, rec.KeyID = AuditMint, rightStrings(res.Granted), tokenID, claims.Expiry, keyID
-	if !is.commitAudit(w, r, rec) {
-		return // fail closed: a token whose issuance is not on the record is never handed out
-	}
-	is.metrics.minted.Inc()
-	is.metrics.mintTime.Observe(time.Since(start).Seconds())
-	is.log.Info("token minted", "caller", caller.String(), "token_id", tokenID, "granted", len(res.Granted), "denied", len(res.Denied), "policy_version", pol.Version())
-	writeJSON(w, http.StatusOK, &TokenResponse{
-		Token: base64.URLEncoding.EncodeToString(token), TokenID: tokenID, ExpiresAt: claims.Expiry,
-		Granted: rightStrings(res.Granted), Denied: denied, PolicyVersion: pol.Version(), KeyID: keyID,
-	})
-}
-
-// commitAudit commits rec through the audit log. When that fails it logs,
-// answers 503 and returns false: no answer leaves the issuer unaudited.
-func (is *Issuer) commitAudit(w http.ResponseWriter, r *http.Request, rec *AuditRecord) bool {
-	if err := is.audit.Commit(r.Context(), rec); err != nil {
-		is.log.Error("audit commit failed", "err", err, "kind", rec.Kind, "token_id", rec.TokenID)
-		writeProblem(w, http.StatusServiceUnavailable, ProblemUnavailable, "audit trail unavailable", nil)
-		return false
-	}
-	return true
 }
 
 func rightStrings(rs []spec.Right) []string {

@@ -30,6 +30,9 @@ type AuditRecord struct {
 	Kind string    `json:"kind"`
 	// Caller is the SPIFFE ID that made the request.
 	Caller string `json:"caller"`
+	// Credential is how the caller authenticated: "x509-svid" or
+	// "jwt-svid" (token requests only).
+	Credential string `json:"credential,omitempty"`
 	// Requested, Granted: rights as "RESOURCE:OPERATION".
 	Requested []string      `json:"requested,omitempty"`
 	Granted   []string      `json:"granted,omitempty"`

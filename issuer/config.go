@@ -9,9 +9,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spiffe/go-spiffe/v2/bundle/jwtbundle"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+
+	"github.com/writ-dev/writ/internal/credential"
 )
 
 // Config configures one issuer node. Required fields have no default.
@@ -37,6 +40,17 @@ type Config struct {
 	// accepts callers from. The bundle is always selected by the caller's
 	// trust domain, never merged.
 	Bundles x509bundle.Source
+	// JWTBundles holds the JWT authorities of each trust domain, for
+	// callers that authenticate with a JWT-SVID (bearer header or token
+	// exchange). The bundle is always selected by the trust domain of the
+	// JWT-SVID's subject. Nil refuses every JWT-SVID.
+	JWTBundles jwtbundle.Source
+	// JWT validates JWT-SVIDs. A zero Audience means the issuer's own
+	// SPIFFE ID, which is what callers must put in "aud"; its clock is
+	// replaced by Now.
+	JWT credential.JWTConfig
+	// X509 bounds the client certificate chains callers present.
+	X509 credential.X509Config
 	// TrustDomains are the trust domains whose agents may request tokens.
 	// Defaults to the issuer's own trust domain.
 	TrustDomains []spiffeid.TrustDomain
@@ -73,6 +87,8 @@ func DefaultConfig() Config {
 		RaftAddr:       "127.0.0.1:8444",
 		DefaultTTL:     5 * time.Minute,
 		MaxTTL:         1 * time.Hour,
+		JWT:            credential.DefaultJWTConfig(),
+		X509:           credential.DefaultX509Config(),
 		MaxBodyBytes:   64 << 10,
 		MaxHeaderBytes: 16 << 10,
 		AuditBatch:     512,

@@ -20,6 +20,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 
 	"github.com/writ-dev/writ/cluster"
+	"github.com/writ-dev/writ/internal/credential"
 	"github.com/writ-dev/writ/issuer/policy"
 )
 
@@ -52,6 +53,16 @@ func New(cfg Config) (*Issuer, error) {
 	svid, err := cfg.SVID.GetX509SVID()
 	if err != nil {
 		return nil, fmt.Errorf("issuer: own SVID: %w", err)
+	}
+	cfg.JWT.Now, cfg.X509.Now = cfg.Now, cfg.Now // one clock for the whole issuer
+	if err := cfg.X509.Validate(); err != nil {
+		return nil, fmt.Errorf("issuer: config: X.509-SVID checks: %w", err)
+	}
+	if cfg.JWT.Audience.IsZero() {
+		cfg.JWT.Audience = svid.ID
+	}
+	if err := cfg.JWT.Validate(); err != nil {
+		return nil, fmt.Errorf("issuer: config: JWT-SVID validation: %w", err)
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -133,17 +144,18 @@ func New(cfg Config) (*Issuer, error) {
 
 // serverTLS requests (but does not require) a client certificate, and
 // verifies any certificate presented against the bundle of its own trust
-// domain (go-spiffe), so unauthenticated endpoints (/healthz, /v1/keys)
-// work without one while every identity the handlers see is verified.
+// domain with credential.VerifyPeer, so unauthenticated endpoints
+// (/healthz, /v1/keys) and JWT-SVID callers work without one while every
+// certificate the handlers see is a verified X.509-SVID.
 func (is *Issuer) serverTLS() *tls.Config {
-	c := tlsconfig.MTLSServerConfig(is.cfg.SVID, is.cfg.Bundles, tlsconfig.AuthorizeAny())
-	verify := c.VerifyPeerCertificate
+	c := tlsconfig.TLSServerConfig(is.cfg.SVID)
 	c.ClientAuth = tls.RequestClientCert
-	c.VerifyPeerCertificate = func(raw [][]byte, chains [][]*x509.Certificate) error {
+	c.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
 		if len(raw) == 0 {
 			return nil
 		}
-		return verify(raw, chains)
+		_, err := credential.VerifyPeer(raw, is.cfg.Bundles, is.cfg.X509)
+		return err
 	}
 	c.MinVersion = tls.VersionTLS12
 	return c

@@ -3,6 +3,7 @@ package issuer_test
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/bundle/jwtbundle"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
@@ -51,6 +53,8 @@ type fixture struct {
 	t      testing.TB
 	ca     *pki.CA
 	other  *pki.CA
+	jwtCA  *pki.JWTAuthority // signs JWT-SVIDs of acme.test
+	jwtOth *pki.JWTAuthority // signs JWT-SVIDs of other.test
 	dir    string
 	kek    *issuer.KEK
 	is     *issuer.Issuer
@@ -74,7 +78,15 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, ca: ca, other: other, dir: t.TempDir(), kek: kek}
+	jwtCA, err := pki.NewJWTAuthority(td)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwtOth, err := pki.NewJWTAuthority(otherTD)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, ca: ca, other: other, jwtCA: jwtCA, jwtOth: jwtOth, dir: t.TempDir(), kek: kek}
 	f.start()
 	return f
 }
@@ -92,6 +104,9 @@ func (f *fixture) start() {
 	cfg.KEK = f.kek
 	cfg.SVID = svid.X509SVID()
 	cfg.Bundles = x509bundle.NewSet(f.ca.Bundle(), f.other.Bundle())
+	cfg.JWTBundles = jwtbundle.NewSet(
+		jwtbundle.FromJWTAuthorities(td, map[string]crypto.PublicKey{f.jwtCA.KeyID(): f.jwtCA.Public()}),
+		jwtbundle.FromJWTAuthorities(otherTD, map[string]crypto.PublicKey{f.jwtOth.KeyID(): f.jwtOth.Public()}))
 	cfg.Admins = []spiffeid.ID{adminID}
 	cfg.InitialPolicy = []byte(testPolicy)
 	cfg.MaxBodyBytes = 4096

@@ -9,6 +9,9 @@ type metrics struct {
 	mintTime   prometheus.Histogram
 	auditBatch prometheus.Histogram
 	requests   *prometheus.CounterVec
+	// authFailures counts token requests whose caller could not be
+	// authenticated, by reason (jwt_expired, no_credential, ...).
+	authFailures *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -30,7 +33,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "writ_http_requests_total", Help: "HTTP requests by route and status code.",
 		}, []string{"route", "code"}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "writ_token_auth_failures_total", Help: "Token requests refused before authentication succeeded, by reason.",
+		}, []string{"reason"}),
 	}
-	reg.MustRegister(m.minted, m.denied, m.mintTime, m.auditBatch, m.requests)
+	reg.MustRegister(m.minted, m.denied, m.mintTime, m.auditBatch, m.requests, m.authFailures)
 	return m
 }

@@ -1,7 +1,9 @@
 package issuer
 
 import (
+	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -61,5 +63,63 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		if !strings.HasPrefix(spec.ProblemType(code), "https://") {
 			t.Errorf("problem type of %q is not a URI", code)
 		}
+	}
+}
+
+// TestOpenAPITokenExchange holds the token-exchange half of POST /v1/token
+// and spec/openapi.yaml together: parameters, error codes, reason codes of
+// JWT-SVID refusals and the token type URI.
+func TestOpenAPITokenExchange(t *testing.T) {
+	raw, err := os.ReadFile("../spec/openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Paths      map[string]map[string]struct{ Description string } `yaml:"paths"`
+		Components struct {
+			Schemas map[string]struct {
+				Required   []string       `yaml:"required"`
+				Properties map[string]any `yaml:"properties"`
+			} `yaml:"schemas"`
+		} `yaml:"components"`
+	}
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	req := doc.Components.Schemas["ExchangeRequest"]
+	for name, required := range exchangeParams {
+		if _, ok := req.Properties[name]; !ok {
+			t.Errorf("exchange parameter %q is not in ExchangeRequest", name)
+		}
+		if got := slices.Contains(req.Required, name); got != required {
+			t.Errorf("exchange parameter %q: documented required=%v, implemented %v", name, got, required)
+		}
+	}
+	if len(req.Properties) != len(exchangeParams) {
+		t.Errorf("ExchangeRequest documents %d parameters, the handler knows %d", len(req.Properties), len(exchangeParams))
+	}
+	errSchema := fmt.Sprint(doc.Components.Schemas["ExchangeError"].Properties["error"])
+	for _, code := range []string{oauthInvalidRequest, oauthInvalidScope, oauthInvalidTarget, oauthUnsupported, oauthUnavailable, oauthServerError} {
+		if !strings.Contains(errSchema, code) {
+			t.Errorf("OAuth error %q is not in ExchangeError", code)
+		}
+	}
+	desc := doc.Paths["/v1/token"]["post"].Description
+	for _, jr := range jwtReasons {
+		if !strings.Contains(desc, jr.reason) {
+			t.Errorf("JWT-SVID refusal code %q is not documented at POST /v1/token", jr.reason)
+		}
+	}
+	for _, s := range []string{grantTokenExchange, tokenTypeJWT, spec.TokenTypeBiscuit} {
+		if !strings.Contains(desc, s) {
+			t.Errorf("%q is not documented at POST /v1/token", s)
+		}
+	}
+	md, err := os.ReadFile("../spec/token.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(md), spec.TokenTypeBiscuit) {
+		t.Errorf("spec/token.md does not define %q", spec.TokenTypeBiscuit)
 	}
 }

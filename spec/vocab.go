@@ -56,3 +56,7 @@ const ProblemTypeBase = "https://writ.dev/problems/"
 // ProblemType returns the stable problem type URI for a short code, e.g.
 // ProblemType("not_granted") = "https://writ.dev/problems/not_granted".
 func ProblemType(code string) string { return ProblemTypeBase + code }
+
+// TokenTypeBiscuit is the RFC 8693 token type URI of writ tokens: the
+// issued_token_type of a token exchange (spec/token.md §12).
+const TokenTypeBiscuit = "urn:writ:params:oauth:token-type:biscuit"
