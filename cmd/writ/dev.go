@@ -44,6 +44,9 @@ func runDev(ctx context.Context, e env, args []string) error {
 	if len(args) > 0 && args[0] == "svid" {
 		return runDevSVID(ctx, e, args[1:])
 	}
+	if len(args) > 0 && args[0] == "jwt-svid" {
+		return runDevJWTSVID(ctx, e, args[1:])
+	}
 	fs := newFlags(e, "dev", "writ dev [--dir DIR] [--listen ADDR] [--raft-listen ADDR]")
 	dir := fs.String("dir", ".writ-dev", "directory holding the dev trust domain and data (created if missing, reused if present)")
 	listen := fs.String("listen", "127.0.0.1:8443", "API address")
@@ -72,16 +75,16 @@ func runDev(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	f.Listen, f.RaftListen = *listen, *raftListen
-	cfg, src, err := f.issuerConfig(abs, logger)
+	cfg, ident, err := f.issuerConfig(ctx, abs, logger)
 	if err != nil {
 		return err
 	}
 	is, err := issuer.New(cfg)
 	if err != nil {
-		return err
+		return errors.Join(err, ident.close())
 	}
 	fmt.Fprint(e.stdout, devBanner(*dir, "https://"+is.Addr()))
-	return serve(ctx, is, src)
+	return serve(ctx, is, ident)
 }
 
 // prepareDevDir creates, or completes and refreshes, the dev directory:
@@ -95,8 +98,19 @@ func prepareDevDir(dir, listen, raftListen string, now time.Time) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	ca, _, err := pki.LoadOrCreateCA(filepath.Join(dir, "ca"), td, now, devCATTL)
+	caDir := filepath.Join(dir, "ca")
+	ca, _, err := pki.LoadOrCreateCA(caDir, td, now, devCATTL)
 	if err != nil {
+		return err
+	}
+	// JWT-SVIDs of the dev trust domain are signed by a key next to the
+	// CA; bundle.json (X.509 and JWT authorities) is what the issuer
+	// trusts, rewritten on every start so it always matches both keys.
+	jwtAuth, _, err := pki.LoadOrCreateJWTAuthority(caDir, td)
+	if err != nil {
+		return err
+	}
+	if err := pki.WriteSPIFFEBundle(caDir, ca, jwtAuth); err != nil {
 		return err
 	}
 	svidDir := filepath.Join(dir, "svids")
@@ -143,7 +157,7 @@ max_ttl: 1h
 log:
   format: text
   level: info
-`, filepath.Join(dir, "server.yaml"), listen, raftListen, devTrustDomain, pki.CACertFile, devTrustDomain)
+`, filepath.Join(dir, "server.yaml"), listen, raftListen, devTrustDomain, pki.BundleFile, devTrustDomain)
 	return writeIfMissing(filepath.Join(dir, "server.yaml"), []byte(cfg), 0o644)
 }
 
@@ -190,6 +204,13 @@ Try, in another terminal:
   ./bin/writ token mint --server %[2]s --bundle %[1]s/ca/ca.pem \
       --svid %[1]s/svids/support.pem --svid-key %[1]s/svids/support-key.pem \
       --right crm/contacts:read --right crm/notes/*:read --ttl 10m > token.txt
+
+  # or, without mTLS: OAuth 2.0 token exchange with a JWT-SVID
+  curl -s --cacert %[1]s/ca/ca.pem %[2]s/v1/token \
+      -d grant_type=urn:ietf:params:oauth:grant-type:token-exchange \
+      -d subject_token_type=urn:ietf:params:oauth:token-type:jwt \
+      -d subject_token="$(./bin/writ dev jwt-svid --dir %[1]s --id spiffe://%[3]s/agents/support)" \
+      --data-urlencode scope="crm/contacts:read crm/notes/*:read"
 
   # it narrows the token before handing work on (offline)
   ./bin/writ token attenuate --right crm/contacts:read --ttl 2m --max-records 10 < token.txt > narrowed.txt
@@ -249,4 +270,57 @@ func runDevSVID(_ context.Context, e env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "%s\n%s\n", filepath.Join(*out, *name+".pem"), filepath.Join(*out, *name+"-key.pem"))
 	return nil
+}
+
+// devJWTSVIDMaxTTL is the longest JWT-SVID `writ dev jwt-svid` issues: the
+// issuer refuses longer-lived ones by default.
+const devJWTSVIDMaxTTL = 5 * time.Minute
+
+func runDevJWTSVID(_ context.Context, e env, args []string) error {
+	fs := newFlags(e, "dev jwt-svid", "writ dev jwt-svid --id spiffe://writ.dev.local/... [--audience ID] [--ttl D] [--dir DEVDIR]")
+	dir := fs.String("dir", ".writ-dev", "dev directory holding the dev CA")
+	idFlag := fs.String("id", "", "SPIFFE ID of the subject (required; must be in the dev trust domain)")
+	aud := fs.String("audience", "spiffe://"+devTrustDomain+"/writ", "audience: the SPIFFE ID of the issuer that will accept it")
+	ttl := fs.Duration("ttl", 2*time.Minute, "validity (at most 5m)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("dev jwt-svid: unexpected argument %q", pos[0])
+	}
+	if *idFlag == "" {
+		return usagef("dev jwt-svid: --id is required")
+	}
+	id, err := spiffeid.FromString(*idFlag)
+	if err != nil {
+		return usagef("dev jwt-svid: --id: %v", err)
+	}
+	if *aud == "" {
+		return usagef("dev jwt-svid: --audience must not be empty")
+	}
+	if *ttl <= 0 || *ttl > devJWTSVIDMaxTTL {
+		return usagef("dev jwt-svid: --ttl must be positive and at most %v", devJWTSVIDMaxTTL)
+	}
+	caDir := filepath.Join(*dir, "ca")
+	ca, err := pki.LoadCA(caDir)
+	if err != nil {
+		return fmt.Errorf("dev jwt-svid: %w (run 'writ dev' once first)", err)
+	}
+	if ca.TrustDomain() != id.TrustDomain() {
+		return usagef("dev jwt-svid: --id must be in trust domain %s", ca.TrustDomain())
+	}
+	if _, err := os.Stat(filepath.Join(caDir, pki.JWTKeyFile)); err != nil {
+		return fmt.Errorf("dev jwt-svid: %w (run 'writ dev' once first)", err)
+	}
+	a, _, err := pki.LoadOrCreateJWTAuthority(caDir, ca.TrustDomain())
+	if err != nil {
+		return err
+	}
+	tok, err := a.Sign(id, []string{*aud}, time.Now(), *ttl)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(e.stdout, tok)
+	return err
 }

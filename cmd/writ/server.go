@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,7 +13,6 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
-	"github.com/writ-dev/writ/internal/spiffefile"
 	"github.com/writ-dev/writ/issuer"
 )
 
@@ -30,7 +30,10 @@ type serverFile struct {
 	// environment variable holding it. Exactly one is required.
 	KEKFile string `yaml:"kek_file"`
 	KEKEnv  string `yaml:"kek_env"`
-	SVID    struct {
+	// SVID and TrustBundles read the issuer's identity and the trust
+	// bundles from files (reloaded on change); WorkloadAPI gets them from
+	// the SPIFFE Workload API instead. Exactly one of the two.
+	SVID struct {
 		Cert string `yaml:"cert"`
 		Key  string `yaml:"key"`
 	} `yaml:"svid"`
@@ -38,6 +41,22 @@ type serverFile struct {
 		TrustDomain string `yaml:"trust_domain"`
 		File        string `yaml:"file"`
 	} `yaml:"trust_bundles"`
+	WorkloadAPI *struct {
+		// Socket is the Workload API address, "unix:///path" or
+		// "tcp://127.0.0.1:port".
+		Socket string `yaml:"socket"`
+		// Timeout bounds the wait for the first SVID at start-up (30s).
+		Timeout string `yaml:"timeout"`
+	} `yaml:"workload_api"`
+	// JWTSVID tunes the validation of JWT-SVID callers.
+	JWTSVID *struct {
+		// Audience callers must put in aud; default the issuer's SPIFFE
+		// ID. Present but empty is refused.
+		Audience    *string  `yaml:"audience"`
+		MaxLifetime string   `yaml:"max_lifetime"`
+		Leeway      string   `yaml:"leeway"`
+		Algorithms  []string `yaml:"algorithms"`
+	} `yaml:"jwt_svid"`
 	// AgentTrustDomains accepted for token requests; default: the issuer's.
 	AgentTrustDomains []string `yaml:"agent_trust_domains"`
 	Admins            []string `yaml:"admins"`
@@ -70,7 +89,10 @@ func loadServerFile(path string) (*serverFile, error) {
 
 // issuerConfig turns the file into a typed issuer.Config; base resolves
 // relative paths.
-func (f *serverFile) issuerConfig(base string, logger *slog.Logger) (issuer.Config, *spiffefile.Source, error) {
+//
+// The identity it returns must be closed by the caller, also when
+// issuer.New fails; on error nothing is left open.
+func (f *serverFile) issuerConfig(ctx context.Context, base string, logger *slog.Logger) (issuer.Config, *identity, error) {
 	cfg := issuer.DefaultConfig()
 	rel := func(p string) string {
 		if p == "" || filepath.IsAbs(p) {
@@ -116,32 +138,6 @@ func (f *serverFile) issuerConfig(base string, logger *slog.Logger) (issuer.Conf
 	default:
 		return cfg, nil, fmt.Errorf("config: kek_file or kek_env is required")
 	}
-	if f.SVID.Cert == "" || f.SVID.Key == "" {
-		return cfg, nil, fmt.Errorf("config: svid.cert and svid.key are required")
-	}
-	if len(f.TrustBundles) == 0 {
-		return cfg, nil, fmt.Errorf("config: trust_bundles: at least one is required")
-	}
-	scfg := spiffefile.DefaultConfig()
-	scfg.CertFile, scfg.KeyFile = rel(f.SVID.Cert), rel(f.SVID.Key)
-	scfg.Bundles = map[spiffeid.TrustDomain]string{}
-	scfg.Logger = logger
-	for i, tb := range f.TrustBundles {
-		td, err := spiffeid.TrustDomainFromString(tb.TrustDomain)
-		if err != nil {
-			return cfg, nil, fmt.Errorf("config: trust_bundles[%d].trust_domain: %w", i, err)
-		}
-		if _, dup := scfg.Bundles[td]; dup {
-			return cfg, nil, fmt.Errorf("config: trust_bundles[%d]: trust domain %s listed twice", i, td)
-		}
-		scfg.Bundles[td] = rel(tb.File)
-	}
-	// SVID and bundles are re-read when their files change (rotation).
-	src, err := spiffefile.New(scfg)
-	if err != nil {
-		return cfg, nil, fmt.Errorf("config: svid or trust_bundles: %w", err)
-	}
-	cfg.SVID, cfg.Bundles = src, src
 	for i, s := range f.AgentTrustDomains {
 		td, err := spiffeid.TrustDomainFromString(s)
 		if err != nil {
@@ -178,7 +174,21 @@ func (f *serverFile) issuerConfig(base string, logger *slog.Logger) (issuer.Conf
 		*d.out = v
 	}
 	cfg.Logger = logger
-	return cfg, src, cfg.Validate()
+	if err := f.jwtConfig(&cfg); err != nil {
+		return cfg, nil, err
+	}
+	// The identity comes last: a Workload API source holds a connection
+	// that every later error would have to close.
+	ident, err := f.identity(ctx, rel, logger)
+	if err != nil {
+		return cfg, nil, err
+	}
+	cfg.SVID, cfg.Bundles, cfg.JWTBundles = ident.svid, ident.bundles, ident.jwtBundles
+	if err := cfg.Validate(); err != nil {
+		ident.close()
+		return cfg, nil, err
+	}
+	return cfg, ident, nil
 }
 
 func newLogger(e env, format, level string) (*slog.Logger, error) {
@@ -236,27 +246,30 @@ func runServer(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	cfg, src, err := f.issuerConfig(filepath.Dir(*cfgPath), logger)
+	cfg, ident, err := f.issuerConfig(ctx, filepath.Dir(*cfgPath), logger)
 	if err != nil {
 		return err
 	}
 	is, err := issuer.New(cfg)
 	if err != nil {
-		return err
+		return errors.Join(err, ident.close())
 	}
-	return serve(ctx, is, src)
+	return serve(ctx, is, ident)
 }
 
-// serve runs the issuer and the SVID/bundle file watcher together; the
-// first to fail stops the other.
-func serve(ctx context.Context, is *issuer.Issuer, src *spiffefile.Source) error {
+// serve runs the issuer and its identity source together; the first to
+// fail stops the other. It closes the identity.
+func serve(ctx context.Context, is *issuer.Issuer, id *identity) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	srcErr := make(chan error, 1)
-	go func() { srcErr <- src.Run(ctx) }()
+	go func() { srcErr <- id.run(ctx) }()
 	err := is.Run(ctx)
 	cancel()
 	if e := <-srcErr; err == nil {
+		err = e
+	}
+	if e := id.close(); err == nil {
 		err = e
 	}
 	return err

@@ -39,6 +39,21 @@ func TestServerConfig(t *testing.T) {
 		{"fail/bad-ttl", func(s string) string { return strings.Replace(s, "max_ttl: 1h", "max_ttl: forever", 1) }, "max_ttl"},
 		{"fail/ttl-over-day", func(s string) string { return strings.Replace(s, "max_ttl: 1h", "max_ttl: 48h", 1) }, "over 24h"},
 		{"fail/missing-svid", func(s string) string { return strings.Replace(s, "svids/issuer.pem", "svids/nope.pem", 1) }, "svid"},
+		{"ok/jwt-svid-section", func(s string) string {
+			return s + "jwt_svid:\n  audience: spiffe://writ.dev.local/writ\n  max_lifetime: 2m\n  leeway: 10s\n  algorithms: [ES256, RS256]\n"
+		}, ""},
+		{"fail/jwt-svid-empty-audience", func(s string) string { return s + "jwt_svid:\n  audience: \"\"\n" }, "jwt_svid.audience is empty"},
+		{"fail/jwt-svid-bad-audience", func(s string) string { return s + "jwt_svid:\n  audience: writ\n" }, "jwt_svid.audience"},
+		{"fail/jwt-svid-hs256", func(s string) string { return s + "jwt_svid:\n  algorithms: [HS256]\n" }, "HS256"},
+		{"fail/jwt-svid-none", func(s string) string { return s + "jwt_svid:\n  algorithms: [none]\n" }, "none"},
+		{"fail/jwt-svid-no-algorithms", func(s string) string { return s + "jwt_svid:\n  algorithms: []\n" }, "Algorithms"},
+		{"fail/jwt-svid-lifetime-over-max", func(s string) string { return s + "jwt_svid:\n  max_lifetime: 48h\n" }, "MaxLifetime"},
+		{"fail/workload-api-and-files", func(s string) string { return s + "workload_api:\n  socket: unix:///tmp/nope.sock\n" }, "not both"},
+		{"fail/workload-api-no-socket", func(s string) string { return withoutFiles(s) + "workload_api:\n  timeout: 1s\n" }, "workload_api.socket is required"},
+		{"fail/workload-api-bad-scheme", func(s string) string { return withoutFiles(s) + "workload_api:\n  socket: /tmp/agent.sock\n" }, "want unix:///path"},
+		{"fail/workload-api-unreachable", func(s string) string {
+			return withoutFiles(s) + "workload_api:\n  socket: unix:///nonexistent/agent.sock\n  timeout: 300ms\n"
+		}, "no X.509-SVID from unix:///nonexistent/agent.sock"},
 		{"fail/bad-trust-domain", func(s string) string {
 			return strings.Replace(s, "trust_domain: writ.dev.local", "trust_domain: WRIT!", 1)
 		}, "trust_bundles[0].trust_domain"},
@@ -50,7 +65,7 @@ func TestServerConfig(t *testing.T) {
 			}
 			f, err := loadServerFile(path)
 			if err == nil {
-				_, _, err = f.issuerConfig(dir, nil)
+				_, _, err = f.issuerConfig(t.Context(), dir, nil)
 			}
 			switch {
 			case tc.want == "" && err != nil:
@@ -118,4 +133,23 @@ func TestDevSVID(t *testing.T) {
 	if err != nil || s.ID.String() != "spiffe://writ.dev.local/agents/new" {
 		t.Fatalf("issued SVID: %v %v", s, err)
 	}
+}
+
+// withoutFiles drops the svid and trust_bundles sections of the dev
+// server.yaml.
+func withoutFiles(s string) string {
+	var out []string
+	skip := false
+	for _, line := range strings.Split(s, "\n") {
+		if line == "svid:" || line == "trust_bundles:" {
+			skip = true
+			continue
+		}
+		if skip && strings.HasPrefix(line, " ") {
+			continue
+		}
+		skip = false
+		out = append(out, line)
+	}
+	return strings.Join(out, "\n")
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -19,7 +18,6 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 
 	"github.com/writ-dev/writ/attenuation"
-	"github.com/writ-dev/writ/issuer"
 	"github.com/writ-dev/writ/spec"
 	"github.com/writ-dev/writ/verifier"
 )
@@ -126,81 +124,6 @@ func serverAuthorizer(issuerID string, b *x509bundle.Bundle) (tlsconfig.Authoriz
 		return nil, usagef("--issuer-id: %v", err)
 	}
 	return tlsconfig.AuthorizeID(id), nil
-}
-
-func runTokenMint(ctx context.Context, e env, args []string) error {
-	fs := newFlags(e, "token mint", "writ token mint --server URL --bundle FILE --svid CERT --svid-key KEY --right RES:OP ... [--ttl D]")
-	cf := addClientFlags(fs)
-	ttl := fs.Duration("ttl", 0, "token lifetime (default: the issuer's default)")
-	var rights listFlag
-	fs.Var(&rights, "right", "RESOURCE:OPERATION to request (repeatable; RESOURCE may end in /*)")
-	asJSON := fs.Bool("json", false, "print the whole response as JSON instead of the token")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	if *ttl < 0 {
-		return usagef("token mint: --ttl must be positive")
-	}
-	if len(pos) > 0 {
-		return usagef("token mint: unexpected argument %q", pos[0])
-	}
-	if len(rights) == 0 {
-		return usagef("token mint: at least one --right is required")
-	}
-	for _, r := range rights {
-		if _, err := spec.ParseRight(r); err != nil {
-			return usagef("token mint: --right: %v", err)
-		}
-	}
-	client, err := cf.client()
-	if err != nil {
-		return err
-	}
-	req := issuer.TokenRequest{Rights: rights}
-	if *ttl > 0 {
-		req.TTL = ttl.String()
-	}
-	body, _ := json.Marshal(&req)
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(*cf.server, "/")+"/v1/token", bytes.NewReader(body))
-	if err != nil {
-		return usagef("token mint: --server: %v", err)
-	}
-	hreq.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(hreq)
-	if err != nil {
-		return fmt.Errorf("token mint: %w", err)
-	}
-	defer resp.Body.Close()
-	rb, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if err != nil {
-		return fmt.Errorf("token mint: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		e.stderr.Write(rb)
-		var p issuer.Problem
-		if json.Unmarshal(rb, &p) == nil && p.Type == spec.ProblemType(spec.ReasonNotGranted) {
-			return deniedError{}
-		}
-		return fmt.Errorf("token mint: issuer answered %s", resp.Status)
-	}
-	var tr issuer.TokenResponse
-	if err := json.Unmarshal(rb, &tr); err != nil {
-		return fmt.Errorf("token mint: response: %w", err)
-	}
-	if *asJSON {
-		e.stdout.Write(rb)
-		return nil
-	}
-	for _, d := range tr.Denied {
-		fmt.Fprintf(e.stderr, "writ: not granted: %s (%s)", d.Right, d.Reason)
-		if len(d.Alternatives) > 0 {
-			fmt.Fprintf(e.stderr, "; could ask for: %s", strings.Join(d.Alternatives, ", "))
-		}
-		fmt.Fprintln(e.stderr)
-	}
-	fmt.Fprintln(e.stdout, tr.Token)
-	return nil
 }
 
 func runTokenInspect(_ context.Context, e env, args []string) error {
