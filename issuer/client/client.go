@@ -44,6 +44,7 @@ type Client struct {
 	retryAt  time.Time // no request before this (backoff)
 	lastErr  error     // why the last request failed
 	closed   bool
+	closing  chan struct{}  // closed by Close: wakes Run
 	wg       sync.WaitGroup // request goroutines
 }
 
@@ -81,7 +82,6 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: encode token request: %w", err)
 	}
-	cfg.Rights = append([]string(nil), cfg.Rights...)
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -121,10 +121,11 @@ func New(cfg Config) (*Client, error) {
 			// another URL: never follow one.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		idle:  tr.CloseIdleConnections,
-		url:   u,
-		body:  body,
-		sleep: sleepCtx,
+		idle:    tr.CloseIdleConnections,
+		url:     u,
+		body:    body,
+		sleep:   sleepCtx,
+		closing: make(chan struct{}),
 	}, nil
 }
 
@@ -228,20 +229,23 @@ func (c *Client) runFlight(ctx context.Context, f *flight) {
 		h, err = c.schedule(tok)
 	}
 
+	if err != nil {
+		tok = nil
+	}
+
 	c.mu.Lock()
 	now := c.cfg.Now()
 	switch {
+	case c.closed:
+		tok, err = nil, ErrClosed
 	case err == nil:
 		c.cur.Store(h)
 		c.failures, c.retryAt, c.lastErr = 0, time.Time{}, nil
 		c.log.Info("writ token obtained", "token_id", tok.ID, "key_id", tok.KeyID, "expires_at", tok.ExpiresAt,
 			"renew_at", h.renewAt, "granted", len(tok.Granted), "denied", len(tok.Denied), "policy_version", tok.PolicyVersion)
 	case f.dropped:
-		// Cancelled by Close or because every caller left: not a failure
-		// of the issuer.
-		if c.closed {
-			err = ErrClosed
-		}
+		// Cancelled because every caller left: not a failure of the
+		// issuer.
 	default:
 		c.failures++
 		delay := c.backoff(err, c.failures)
@@ -265,7 +269,7 @@ func (c *Client) schedule(tok *Token) (*held, error) {
 	if life <= c.cfg.ExpiryMargin {
 		return nil, fmt.Errorf("%w: token %s expires in %v by this clock, margin %v", ErrShortLived, tok.ID, life.Round(time.Millisecond), c.cfg.ExpiryMargin)
 	}
-	jitter := 1 + c.cfg.RenewJitter*(2*c.cfg.Rand()-1)
+	jitter := 1 + c.cfg.RenewJitter*(2*c.rand()-1)
 	left := time.Duration(float64(life) * c.cfg.RenewFraction * jitter)
 	h := &held{tok: tok, renewAt: tok.ExpiresAt.Add(-left), staleAt: tok.ExpiresAt.Add(-c.cfg.ExpiryMargin)}
 	if h.renewAt.After(h.staleAt) {
@@ -290,7 +294,16 @@ func (c *Client) backoff(err error, failures int) time.Duration {
 		ceil *= 2
 	}
 	ceil = min(ceil, hi)
-	return lo + time.Duration(c.cfg.Rand()*float64(ceil-lo))
+	return lo + time.Duration(c.rand()*float64(ceil-lo))
+}
+
+// rand returns Config.Rand's number, forced into [0, 1].
+func (c *Client) rand() float64 {
+	r := c.cfg.Rand()
+	if !(r >= 0) { // also NaN
+		return 0
+	}
+	return min(r, 1)
 }
 
 // fetch sends one token request.
@@ -349,12 +362,21 @@ func readBounded(r io.Reader, limit int64) ([]byte, error) {
 // with the backoff of Config.MinBackoff and MaxBackoff. Failures are
 // logged, not returned: Token reports them to its callers.
 //
-// Run returns nil when ctx ends, after its own goroutine work is done (a
-// request it alone waited for is cancelled), and ErrClosed when the
-// Client is closed. Run at most once at a time per Client.
+// Run returns nil when ctx ends and ErrClosed when the Client is closed,
+// with nothing of its own left running (a request only it waited for is
+// cancelled). Run at most once at a time per Client.
 func (c *Client) Run(ctx context.Context) error {
 	c.log.Debug("writ token renewal started")
 	defer c.log.Debug("writ token renewal stopped")
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-c.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	for {
 		c.mu.Lock()
 		if c.closed {
@@ -369,20 +391,31 @@ func (c *Client) Run(ctx context.Context) error {
 		c.mu.Unlock()
 		if d := wake.Sub(now); d > 0 {
 			if err := c.sleep(ctx, d); err != nil {
-				return nil
+				return c.stopped()
 			}
 			continue
 		}
 		c.Token(ctx) // failures are logged by the request and kept for callers
 		if ctx.Err() != nil {
-			return nil
+			return c.stopped()
 		}
 	}
 }
 
+// stopped is what Run returns when its context ended: ErrClosed if Close
+// ended it.
+func (c *Client) stopped() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
 // Close cancels the request in progress, waits for it to end, drops the
-// cached token and closes idle connections. Token then returns ErrClosed
-// and Run returns ErrClosed. Close is idempotent and always returns nil.
+// cached token, stops Run and closes idle connections. Token then returns
+// ErrClosed, and so does Run. Close is idempotent and always returns nil.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -390,6 +423,7 @@ func (c *Client) Close() error {
 		return nil
 	}
 	c.closed = true
+	close(c.closing)
 	c.cur.Store(nil)
 	if f := c.flight; f != nil {
 		f.dropped = true

@@ -600,6 +600,17 @@ func TestClose(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
+
+	t.Run("ok/close-wakes-run", func(t *testing.T) {
+		c := newClient(t, f.config(supportID, nil))
+		done := make(chan error, 1)
+		go func() { done <- c.Run(t.Context()) }() // real timers: Run waits minutes for the renewal
+		waitFor(t, "the first token", func() bool { _, err := c.Token(t.Context()); return err == nil })
+		c.Close()
+		if err := <-done; !errors.Is(err, client.ErrClosed) {
+			t.Fatalf("Run: got %v, want ErrClosed", err)
+		}
+	})
 }
 
 // syncBuffer is a log sink for concurrent writers.

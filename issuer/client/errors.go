@@ -44,13 +44,13 @@ var (
 // Problem codes of the issuer's HTTP API (spec/openapi.yaml), the Code of
 // a ProblemError.
 const (
-	ProblemUnauthenticated = "unauthenticated"   // the credential was refused (401)
-	ProblemForbidden       = "forbidden"         // e.g. the caller's trust domain is not served (403)
+	ProblemUnauthenticated = "unauthenticated"     // the credential was refused (401)
+	ProblemForbidden       = "forbidden"           // e.g. the caller's trust domain is not served (403)
 	ProblemNotGranted      = spec.ReasonNotGranted // the policy grants none of the rights, or not the audience (403)
-	ProblemBadRequest      = "bad_request"       // malformed rights, ttl or audience (400)
-	ProblemTooLarge        = "request_too_large" // body over the issuer's limit (413)
-	ProblemUnavailable     = "unavailable"       // no leader, key, policy or audit trail (503)
-	ProblemInternal        = "internal"          // (500)
+	ProblemBadRequest      = "bad_request"         // malformed rights, ttl or audience (400)
+	ProblemTooLarge        = "request_too_large"   // body over the issuer's limit (413)
+	ProblemUnavailable     = "unavailable"         // no leader, key, policy or audit trail (503)
+	ProblemInternal        = "internal"            // (500)
 )
 
 // DeniedRight says why one requested right was not granted and what could

@@ -169,7 +169,7 @@ type fixture struct {
 	ca     *pki.CA
 	jwt    *jwtAuthority
 	clock  *fakeClock // nil: the issuer uses the wall clock
-	policy []byte    // nil: no initial policy
+	policy []byte     // nil: no initial policy
 	dir    string
 	kek    *issuer.KEK
 	addr   string // kept across restarts so that clients reconnect

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -50,9 +51,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if t.Source == nil {
 		closeBody(req)
-		return nil, fmt.Errorf("client: transport: no token source")
+		return nil, errors.New("client: transport: no token source")
 	}
 	tok, err := t.Source.Token(req.Context())
+	if err == nil && tok == nil {
+		err = errors.New("token source returned no token")
+	}
 	if err != nil {
 		closeBody(req)
 		return nil, fmt.Errorf("client: transport: %w", err)
