@@ -1,10 +1,15 @@
 package issuer
 
 import (
+	"context"
 	"errors"
+	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
@@ -24,6 +29,9 @@ type authFailure struct {
 	reason string
 	detail string
 }
+
+// String is the problem detail: the stable reason code, then the text.
+func (f *authFailure) String() string { return f.reason + ": " + f.detail }
 
 // jwtReasons maps credential's sentinels to the stable reason codes the
 // API reports (spec/openapi.yaml).
@@ -61,21 +69,75 @@ func (is *Issuer) verifyJWT(token string) (spiffeid.ID, *authFailure) {
 			}
 		}
 		is.log.Info("JWT-SVID refused", "reason", reason, "err", err)
-		return spiffeid.ID{}, &authFailure{reason, "JWT-SVID refused: " + reason}
+		return spiffeid.ID{}, &authFailure{reason, "JWT-SVID refused"}
 	}
 	return svid.ID, nil
 }
 
-// peerID returns the SPIFFE ID of the TLS client certificate, which the
-// handshake has verified (serverTLS); ok is false when none was presented.
-func peerID(r *http.Request) (id spiffeid.ID, ok bool, f *authFailure) {
+// connAuth remembers, per TLS connection, the last successful
+// verification of the client certificate: a keep-alive connection can
+// outlive the certificate's validity or the CA that signed it, and a
+// resumed TLS session skips the handshake's verification.
+type connAuth struct {
+	mu       sync.Mutex
+	id       spiffeid.ID
+	bundle   *x509bundle.Bundle // the bundle it verified against
+	notAfter time.Time          // earliest NotAfter of the presented chain
+	ok       bool
+}
+
+type connAuthKey struct{}
+
+// withConnAuth is the http.Server's ConnContext: each connection gets its
+// own verification cache.
+func withConnAuth(ctx context.Context, _ net.Conn) context.Context {
+	return context.WithValue(ctx, connAuthKey{}, &connAuth{})
+}
+
+// peerID returns the SPIFFE ID of the TLS client certificate; ok is false
+// when none was presented. The certificate is verified on every request
+// against the current bundle of its trust domain at the issuer's clock
+// (credential.VerifyPeer); the result is reused on a connection while the
+// bundle is unchanged and the chain still valid, which costs a bundle
+// lookup and comparison instead of a signature check.
+func (is *Issuer) peerID(r *http.Request) (id spiffeid.ID, ok bool, f *authFailure) {
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		return spiffeid.ID{}, false, nil
 	}
-	id, err := x509svid.IDFromCert(r.TLS.PeerCertificates[0])
+	leaf := r.TLS.PeerCertificates[0]
+	id, err := x509svid.IDFromCert(leaf)
 	if err != nil {
 		return spiffeid.ID{}, false, &authFailure{"x509_not_svid", "client certificate is not an X.509-SVID"}
 	}
+	now := is.cfg.Now()
+	bundle, err := is.cfg.Bundles.GetX509BundleForTrustDomain(id.TrustDomain())
+	if err != nil {
+		return spiffeid.ID{}, false, &authFailure{"x509_untrusted", "no trust bundle for the client certificate's trust domain"}
+	}
+	ca, _ := r.Context().Value(connAuthKey{}).(*connAuth)
+	if ca == nil {
+		ca = &connAuth{} // not served by New's server: verify every time
+	}
+	ca.mu.Lock()
+	defer ca.mu.Unlock()
+	if ca.ok && ca.id == id && now.Before(ca.notAfter) && ca.bundle.Equal(bundle) {
+		return id, true, nil
+	}
+	raw := make([][]byte, len(r.TLS.PeerCertificates))
+	notAfter := leaf.NotAfter
+	for i, c := range r.TLS.PeerCertificates {
+		raw[i] = c.Raw
+		if c.NotAfter.Before(notAfter) {
+			notAfter = c.NotAfter
+		}
+	}
+	vid, err := credential.VerifyPeer(raw, is.cfg.Bundles, is.cfg.X509)
+	if err != nil || vid != id {
+		ca.ok = false
+		is.log.Info("client certificate refused", "caller", id.String(), "err", err)
+		return spiffeid.ID{}, false, &authFailure{"x509_untrusted", "client certificate no longer verifies (expired, or its CA left the trust bundle): reconnect with a current SVID"}
+	}
+	ca.id, ca.bundle, ca.notAfter, ca.ok = id, bundle, notAfter, true
 	return id, true, nil
 }
 
@@ -101,7 +163,7 @@ func bearer(r *http.Request) (token string, present bool, f *authFailure) {
 // or the X.509-SVID of the TLS client certificate. When both are
 // presented they must name the same SPIFFE ID.
 func (is *Issuer) authenticate(r *http.Request, jwt string) (spiffeid.ID, string, *authFailure) {
-	certID, hasCert, f := peerID(r)
+	certID, hasCert, f := is.peerID(r)
 	if f != nil {
 		return spiffeid.ID{}, "", f
 	}
@@ -126,10 +188,10 @@ func (is *Issuer) authenticate(r *http.Request, jwt string) (spiffeid.ID, string
 // here: an admin's JWT-SVID can be replayed by whoever it was shown to.
 func (is *Issuer) admin(h func(http.ResponseWriter, *http.Request, spiffeid.ID)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		id, ok, f := peerID(r)
+		id, ok, f := is.peerID(r)
 		switch {
 		case f != nil:
-			writeProblem(w, http.StatusUnauthorized, ProblemUnauthenticated, f.detail, nil)
+			writeProblem(w, http.StatusUnauthorized, ProblemUnauthenticated, f.String(), nil)
 			return
 		case !ok:
 			writeProblem(w, http.StatusUnauthorized, ProblemUnauthenticated, "admin endpoints require an admin X.509-SVID as TLS client certificate", nil)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -107,7 +108,7 @@ func (c *Config) Validate() error {
 		return errors.New("issuer: config: data dir is required")
 	case c.KEK == nil:
 		return fmt.Errorf("issuer: config: %w: a key-encryption key is required", ErrBadKEK)
-	case c.SVID == nil || c.Bundles == nil:
+	case isNil(c.SVID) || isNil(c.Bundles):
 		return errors.New("issuer: config: an SVID source and a bundle source are required")
 	case c.DefaultTTL <= 0 || c.MaxTTL <= 0 || c.DefaultTTL > c.MaxTTL:
 		return fmt.Errorf("issuer: config: want 0 < default ttl (%v) <= max ttl (%v)", c.DefaultTTL, c.MaxTTL)
@@ -125,4 +126,17 @@ func (c *Config) Validate() error {
 		return errors.New("issuer: config: clock and randomness are required")
 	}
 	return nil
+}
+
+// isNil reports whether v is nil or an interface holding a nil pointer,
+// map, slice, func or channel (a typed nil, which == nil misses).
+func isNil(v any) bool {
+	if v == nil {
+		return true
+	}
+	switch rv := reflect.ValueOf(v); rv.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.Interface:
+		return rv.IsNil()
+	}
+	return false
 }

@@ -24,6 +24,7 @@ const (
 // §4.1.2.1 codes used for the issuer's own failures.
 const (
 	oauthInvalidRequest = "invalid_request"
+	oauthInvalidClient  = "invalid_client"
 	oauthInvalidScope   = "invalid_scope"
 	oauthInvalidTarget  = "invalid_target"
 	oauthUnsupported    = "unsupported_grant_type"
@@ -65,7 +66,10 @@ type ExchangeError struct {
 // invalid or unacceptable subject_token an invalid_request.
 func (is *Issuer) parseExchange(w http.ResponseWriter, r *http.Request) (*tokenAsk, *tokenFailure) {
 	if len(r.Header.Values("Authorization")) > 0 {
-		return nil, badRequest("token exchange: send the JWT-SVID as subject_token, not in an Authorization header")
+		// RFC 6749 §5.2: a client that tried to authenticate gets
+		// invalid_client; this issuer knows no OAuth clients.
+		return nil, &tokenFailure{status: http.StatusUnauthorized, problem: ProblemUnauthenticated, oauth: oauthInvalidClient,
+			detail: "token exchange: no OAuth client authentication here; send the JWT-SVID as subject_token"}
 	}
 	if r.URL.RawQuery != "" {
 		return nil, badRequest("token exchange: parameters belong in the body, not the URL")
@@ -78,6 +82,17 @@ func (is *Issuer) parseExchange(w http.ResponseWriter, r *http.Request) (*tokenA
 	if err != nil {
 		return nil, badRequest("token exchange: body is not form-encoded")
 	}
+	// grant_type first: a request for another grant is answered
+	// unsupported_grant_type whatever else it carries.
+	switch gt := form["grant_type"]; {
+	case len(gt) == 0 || gt[0] == "":
+		return nil, badRequest("token exchange: missing parameter grant_type")
+	case len(gt) > 1:
+		return nil, badRequest("token exchange: parameter grant_type given more than once")
+	case gt[0] != grantTokenExchange:
+		return nil, &tokenFailure{status: http.StatusBadRequest, problem: ProblemBadRequest, oauth: oauthUnsupported,
+			detail: "grant_type: want " + grantTokenExchange}
+	}
 	for name, vals := range form {
 		if _, known := exchangeParams[name]; !known {
 			return nil, badRequest("token exchange: unsupported parameter " + strconv.Quote(truncate(name, 64)))
@@ -86,14 +101,10 @@ func (is *Issuer) parseExchange(w http.ResponseWriter, r *http.Request) (*tokenA
 			return nil, badRequest("token exchange: parameter " + name + " given more than once")
 		}
 	}
-	for _, name := range []string{"grant_type", "subject_token_type", "subject_token", "scope"} {
+	for _, name := range []string{"subject_token_type", "subject_token", "scope"} {
 		if form.Get(name) == "" { // in this order, so the answer does not depend on map order
 			return nil, badRequest("token exchange: missing parameter " + name)
 		}
-	}
-	if gt := form.Get("grant_type"); gt != grantTokenExchange {
-		return nil, &tokenFailure{status: http.StatusBadRequest, problem: ProblemBadRequest, oauth: oauthUnsupported,
-			detail: "grant_type: want " + grantTokenExchange}
 	}
 	if tt := form.Get("subject_token_type"); tt != tokenTypeJWT {
 		return nil, badRequest("subject_token_type: want " + tokenTypeJWT + " (a JWT-SVID)")
@@ -101,11 +112,7 @@ func (is *Issuer) parseExchange(w http.ResponseWriter, r *http.Request) (*tokenA
 	if rt := form.Get("requested_token_type"); rt != "" && rt != spec.TokenTypeBiscuit {
 		return nil, badRequest("requested_token_type: this issuer issues only " + spec.TokenTypeBiscuit)
 	}
-	caller, cred, af := is.authenticate(r, form.Get("subject_token"))
-	if af != nil {
-		return nil, is.unauthenticated(af)
-	}
-	ask := &tokenAsk{caller: caller, cred: cred, requested: strings.Fields(form.Get("scope")), ttl: is.cfg.DefaultTTL}
+	ask := &tokenAsk{requested: strings.Fields(form.Get("scope")), ttl: is.cfg.DefaultTTL}
 	if f := ask.setRights(ask.requested, "scope"); f != nil {
 		return nil, f
 	}
@@ -114,16 +121,19 @@ func (is *Issuer) parseExchange(w http.ResponseWriter, r *http.Request) (*tokenA
 		return nil, &tokenFailure{status: http.StatusBadRequest, problem: ProblemBadRequest, oauth: oauthInvalidTarget,
 			detail: "audience and resource name different services; name one"}
 	}
-	if target := aud + res; target != "" {
-		if aud != "" && res != "" {
-			target = aud
-		}
+	if target := max(aud, res); target != "" {
 		id, err := spiffeid.FromString(target)
 		if err != nil {
 			return nil, &tokenFailure{status: http.StatusBadRequest, problem: ProblemBadRequest, oauth: oauthInvalidTarget,
 				detail: "audience: want the SPIFFE ID of a service: " + err.Error()}
 		}
 		ask.audience = id
+	}
+	// Authenticated last: every refusal after this is a policy decision,
+	// audited by issue.
+	var af *authFailure
+	if ask.caller, ask.cred, af = is.authenticate(r, form.Get("subject_token")); af != nil {
+		return nil, is.unauthenticated(af)
 	}
 	return ask, nil
 }
@@ -143,7 +153,11 @@ func writeExchange(w http.ResponseWriter, out *issued, now time.Time) {
 // writeOAuthError writes an RFC 6749 §5.2 error answer.
 func writeOAuthError(w http.ResponseWriter, f *tokenFailure) {
 	status := f.status
-	if status == http.StatusUnauthorized || status == http.StatusForbidden {
+	switch {
+	case f.oauth == oauthInvalidClient:
+		status = http.StatusUnauthorized
+		w.Header().Set("WWW-Authenticate", `Bearer realm="writ"`)
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		status = http.StatusBadRequest // RFC 6749 §5.2: 400 unless client authentication failed
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -53,6 +52,9 @@ func New(cfg Config) (*Issuer, error) {
 	svid, err := cfg.SVID.GetX509SVID()
 	if err != nil {
 		return nil, fmt.Errorf("issuer: own SVID: %w", err)
+	}
+	if isNil(cfg.JWTBundles) {
+		cfg.JWTBundles = nil // a typed nil means none, not a panic per request
 	}
 	cfg.JWT.Now, cfg.X509.Now = cfg.Now, cfg.Now // one clock for the whole issuer
 	if err := cfg.X509.Validate(); err != nil {
@@ -132,6 +134,7 @@ func New(cfg Config) (*Issuer, error) {
 	is.srv = &http.Server{
 		Handler:           is.handler(),
 		TLSConfig:         is.serverTLS(),
+		ConnContext:       withConnAuth,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      15 * time.Second,
@@ -144,15 +147,22 @@ func New(cfg Config) (*Issuer, error) {
 
 // serverTLS requests (but does not require) a client certificate, and
 // verifies any certificate presented against the bundle of its own trust
-// domain with credential.VerifyPeer, so unauthenticated endpoints
+// domain with credential.VerifyPeer, at every handshake including resumed
+// sessions (and again per request, see peerID), so unauthenticated endpoints
 // (/healthz, /v1/keys) and JWT-SVID callers work without one while every
 // certificate the handlers see is a verified X.509-SVID.
 func (is *Issuer) serverTLS() *tls.Config {
 	c := tlsconfig.TLSServerConfig(is.cfg.SVID)
 	c.ClientAuth = tls.RequestClientCert
-	c.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
-		if len(raw) == 0 {
+	// VerifyConnection, unlike VerifyPeerCertificate, also runs when a
+	// TLS session is resumed. Requests re-verify as well (peerID).
+	c.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
 			return nil
+		}
+		raw := make([][]byte, len(cs.PeerCertificates))
+		for i, cert := range cs.PeerCertificates {
+			raw[i] = cert.Raw
 		}
 		_, err := credential.VerifyPeer(raw, is.cfg.Bundles, is.cfg.X509)
 		return err

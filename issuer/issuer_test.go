@@ -58,12 +58,13 @@ type fixture struct {
 	dir    string
 	kek    *issuer.KEK
 	is     *issuer.Issuer
+	opts   []func(*issuer.Config) // applied to the config at every start
 	cancel context.CancelFunc
 	done   chan error
 	url    string
 }
 
-func newFixture(t testing.TB) *fixture {
+func newFixture(t testing.TB, opts ...func(*issuer.Config)) *fixture {
 	t.Helper()
 	now := time.Now()
 	ca, err := pki.NewCA(td, now, time.Hour)
@@ -86,7 +87,7 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, ca: ca, other: other, jwtCA: jwtCA, jwtOth: jwtOth, dir: t.TempDir(), kek: kek}
+	f := &fixture{t: t, ca: ca, other: other, jwtCA: jwtCA, jwtOth: jwtOth, dir: t.TempDir(), kek: kek, opts: opts}
 	f.start()
 	return f
 }
@@ -111,6 +112,9 @@ func (f *fixture) start() {
 	cfg.InitialPolicy = []byte(testPolicy)
 	cfg.MaxBodyBytes = 4096
 	cfg.MaxHeaderBytes = 4096
+	for _, o := range f.opts {
+		o(&cfg)
+	}
 	is, err := issuer.New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -1,15 +1,19 @@
 package issuer_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/goccy/go-yaml"
+	"github.com/spiffe/go-spiffe/v2/bundle/jwtbundle"
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/writ-dev/writ/internal/pki"
@@ -97,7 +101,7 @@ func TestJWTSVIDBearerMint(t *testing.T) {
 	}
 	r, _ = f.do(f.client(f.svid(billingID)), http.MethodPost, "/v1/token", []byte(`{"rights":["crm/contacts:read"]}`),
 		map[string]string{"Authorization": "Bearer " + jwt})
-	if r.status != 401 || !strings.Contains(r.problem.Detail, "different SPIFFE IDs") {
+	if r.status != 401 || !strings.HasPrefix(r.problem.Detail, "credentials_disagree: ") {
 		t.Errorf("disagreeing certificate and JWT-SVID: got %d %q, want 401 credentials disagree", r.status, r.problem.Detail)
 	}
 }
@@ -174,6 +178,9 @@ func TestJWTSVIDBearerRefusals(t *testing.T) {
 			json.NewDecoder(resp.Body).Decode(&p)
 			if resp.StatusCode != tc.status || p.Type != spec.ProblemType(tc.code) || !strings.Contains(p.Detail, tc.detail) {
 				t.Fatalf("got %d %s %q, want %d %s containing %q", resp.StatusCode, p.Type, p.Detail, tc.status, spec.ProblemType(tc.code), tc.detail)
+			}
+			if got := resp.Header.Get("WWW-Authenticate"); (resp.StatusCode == 401) != (got != "") {
+				t.Errorf("WWW-Authenticate: got %q on a %d", got, resp.StatusCode)
 			}
 		})
 	}
@@ -263,7 +270,13 @@ func TestTokenExchangeErrors(t *testing.T) {
 			v.Set("resource", "spiffe://acme.test/services/billing")
 		}), nil, "", 400, "invalid_target"},
 		{"fail/requested-token-type-jwt", with(func(v url.Values) { v.Set("requested_token_type", "urn:ietf:params:oauth:token-type:jwt") }), nil, "", 400, "invalid_request"},
-		{"fail/authorization-header", with(func(url.Values) {}), map[string]string{"Authorization": "Bearer " + good}, "", 400, "invalid_request"},
+		{"fail/authorization-header", with(func(url.Values) {}), map[string]string{"Authorization": "Bearer " + good}, "", 401, "invalid_client"},
+		{"fail/other-grant-with-client-id", with(func(v url.Values) {
+			v.Set("grant_type", "client_credentials")
+			v.Set("client_id", "x")
+			v.Del("subject_token")
+		}), nil, "", 400, "unsupported_grant_type"},
+		{"fail/grant-type-twice", with(func(v url.Values) { v.Add("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange") }), nil, "", 400, "invalid_request"},
 		{"fail/params-in-url", with(func(url.Values) {}), nil, "?scope=x", 400, "invalid_request"},
 		{"fail/body-too-large", with(func(v url.Values) { v.Set("scope", strings.Repeat("a", 5000)) }), nil, "", 413, "invalid_request"},
 		{"ok/requested-token-type-biscuit", with(func(v url.Values) { v.Set("requested_token_type", spec.TokenTypeBiscuit) }), nil, "", 200, ""},
@@ -348,5 +361,88 @@ func TestAdminEndpointsMatrix(t *testing.T) {
 	}
 	if n < 3 {
 		t.Fatalf("found %d admin operations in openapi.yaml, want at least 3", n)
+	}
+}
+
+// TestClientCertificateReverifiedPerRequest: a keep-alive connection does
+// not keep an identity alive once its certificate has expired at the
+// issuer's clock or its CA has left the trust bundle.
+func TestClientCertificateReverifiedPerRequest(t *testing.T) {
+	var skew atomic.Int64
+	bundles := x509bundle.NewSet()
+	f := newFixture(t, func(c *issuer.Config) {
+		c.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+		bundles.Add(c.Bundles.(*x509bundle.Set).Bundles()[0])
+		bundles.Add(c.Bundles.(*x509bundle.Set).Bundles()[1])
+		c.Bundles = bundles
+	})
+	c := f.client(f.svid(supportID)) // one keep-alive connection
+	mint := func() reply {
+		t.Helper()
+		r, err := f.do(c, http.MethodPost, "/v1/token", []byte(`{"rights":["crm/contacts:read"]}`), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if r := mint(); r.status != 200 {
+		t.Fatalf("fresh connection: got %d, want 200", r.status)
+	}
+	skew.Store(int64(2 * time.Hour)) // past the SVID's (and the CA's) NotAfter
+	if r := mint(); r.status != 401 || !strings.Contains(r.problem.Detail, "x509_untrusted") {
+		t.Fatalf("same connection after expiry: got %d %q, want 401 x509_untrusted", r.status, r.problem.Detail)
+	}
+	skew.Store(0)
+	if r := mint(); r.status != 200 {
+		t.Fatalf("clock back: got %d, want 200", r.status)
+	}
+	// The CA leaves the bundle (replaced by another CA of the same name).
+	impostor, err := pki.NewCA(td, time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundles.Add(impostor.Bundle())
+	if r := mint(); r.status != 401 || !strings.Contains(r.problem.Detail, "x509_untrusted") {
+		t.Fatalf("same connection after CA removal: got %d %q, want 401 x509_untrusted", r.status, r.problem.Detail)
+	}
+	r, err := f.do(f.client(f.svid(adminID)), http.MethodGet, "/v1/admin/policy", nil, nil)
+	if err == nil && r.status == 200 {
+		t.Fatal("admin endpoint served a certificate whose CA left the bundle")
+	}
+}
+
+func TestTypedNilSources(t *testing.T) {
+	ca, err := pki.NewCA(td, time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svid, err := ca.IssueSVID(issuerID, time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kek, err := issuer.NewKEK(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := issuer.DefaultConfig()
+	cfg.DataDir, cfg.KEK, cfg.SVID = t.TempDir(), kek, svid.X509SVID()
+	var set *x509bundle.Set
+	cfg.Bundles = set
+	if err := cfg.Validate(); err == nil {
+		t.Fatal("Validate accepted a typed-nil bundle source")
+	}
+
+	// A typed-nil JWT bundle source means "no JWT-SVIDs", not a panic.
+	f := newFixture(t, func(c *issuer.Config) {
+		var none *jwtbundle.Set
+		c.JWTBundles = none
+	})
+	r, err := f.do(f.client(nil), http.MethodPost, "/v1/token", []byte(`{"rights":["crm/contacts:read"]}`),
+		map[string]string{"Authorization": "Bearer " + f.jwtSVID(supportID, []string{issuerID.String()}, time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.status != 401 || !strings.HasPrefix(r.problem.Detail, "jwt_not_accepted") {
+		t.Fatalf("got %d %q, want 401 jwt_not_accepted", r.status, r.problem.Detail)
 	}
 }

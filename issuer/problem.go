@@ -10,7 +10,7 @@ import (
 // Problem codes of the issuer's HTTP API (spec/openapi.yaml). Each maps to
 // the type URI spec.ProblemType(code).
 const (
-	ProblemUnauthenticated = "unauthenticated"   // no or unusable client certificate
+	ProblemUnauthenticated = "unauthenticated"   // no credential, or one that does not verify
 	ProblemForbidden       = "forbidden"         // authenticated but not allowed on this endpoint
 	ProblemBadRequest      = "bad_request"       // malformed body or parameters
 	ProblemTooLarge        = "request_too_large" // body over the limit
@@ -35,7 +35,7 @@ type Problem struct {
 }
 
 var problemTitles = map[string]string{
-	ProblemUnauthenticated: "Client certificate required",
+	ProblemUnauthenticated: "Unauthenticated",
 	ProblemForbidden:       "Forbidden",
 	ProblemBadRequest:      "Bad request",
 	ProblemTooLarge:        "Request too large",

@@ -99,7 +99,7 @@ func TestOpenAPITokenExchange(t *testing.T) {
 		t.Errorf("ExchangeRequest documents %d parameters, the handler knows %d", len(req.Properties), len(exchangeParams))
 	}
 	errSchema := fmt.Sprint(doc.Components.Schemas["ExchangeError"].Properties["error"])
-	for _, code := range []string{oauthInvalidRequest, oauthInvalidScope, oauthInvalidTarget, oauthUnsupported, oauthUnavailable, oauthServerError} {
+	for _, code := range []string{oauthInvalidRequest, oauthInvalidClient, oauthInvalidScope, oauthInvalidTarget, oauthUnsupported, oauthUnavailable, oauthServerError} {
 		if !strings.Contains(errSchema, code) {
 			t.Errorf("OAuth error %q is not in ExchangeError", code)
 		}

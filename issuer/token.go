@@ -123,6 +123,9 @@ func (is *Issuer) handleToken(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if f.status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="writ"`) // or an X.509-SVID client certificate
+	}
 	writeProblem(w, f.status, f.problem, f.detail, func(p *Problem) {
 		p.Denied, p.PolicyVersion = f.denied, f.policyVersion
 	})
@@ -131,14 +134,9 @@ func (is *Issuer) handleToken(w http.ResponseWriter, r *http.Request) {
 // parseJSON reads the JSON dialect: the caller is the TLS client
 // certificate or an "Authorization: Bearer <JWT-SVID>" header.
 func (is *Issuer) parseJSON(w http.ResponseWriter, r *http.Request) (*tokenAsk, *tokenFailure) {
-	jwt, _, af := bearer(r)
-	if af != nil {
-		return nil, is.unauthenticated(af)
-	}
-	caller, cred, af := is.authenticate(r, jwt)
-	if af != nil {
-		return nil, is.unauthenticated(af)
-	}
+	// The request is parsed before the caller is authenticated, so that
+	// every refusal after authentication is a policy decision, audited by
+	// issue.
 	body, f := is.readTokenBody(w, r)
 	if f != nil {
 		return nil, f
@@ -147,7 +145,7 @@ func (is *Issuer) parseJSON(w http.ResponseWriter, r *http.Request) (*tokenAsk, 
 	if err := decodeStrict(body, &req); err != nil {
 		return nil, badRequest("body: " + err.Error())
 	}
-	ask := &tokenAsk{caller: caller, cred: cred, requested: req.Rights, ttl: is.cfg.DefaultTTL}
+	ask := &tokenAsk{requested: req.Rights, ttl: is.cfg.DefaultTTL}
 	if f := ask.setRights(req.Rights, "rights"); f != nil {
 		return nil, f
 	}
@@ -164,6 +162,13 @@ func (is *Issuer) parseJSON(w http.ResponseWriter, r *http.Request) (*tokenAsk, 
 			return nil, badRequest("audience: want the SPIFFE ID of a service: " + err.Error())
 		}
 		ask.audience = id
+	}
+	jwt, _, af := bearer(r)
+	if af != nil {
+		return nil, is.unauthenticated(af)
+	}
+	if ask.caller, ask.cred, af = is.authenticate(r, jwt); af != nil {
+		return nil, is.unauthenticated(af)
 	}
 	return ask, nil
 }
@@ -202,7 +207,7 @@ func (is *Issuer) readTokenBody(w http.ResponseWriter, r *http.Request) ([]byte,
 // unauthenticated logs and counts an authentication failure.
 func (is *Issuer) unauthenticated(af *authFailure) *tokenFailure {
 	is.metrics.authFailures.WithLabelValues(af.reason).Inc()
-	return &tokenFailure{status: http.StatusUnauthorized, problem: ProblemUnauthenticated, oauth: oauthInvalidRequest, detail: af.detail}
+	return &tokenFailure{status: http.StatusUnauthorized, problem: ProblemUnauthenticated, oauth: oauthInvalidRequest, detail: af.String()}
 }
 
 // issue decides and mints. Every answer that follows authentication, a

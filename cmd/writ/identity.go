@@ -87,8 +87,8 @@ func (f *serverFile) workloadIdentity(ctx context.Context, logger *slog.Logger) 
 	if w.Socket == "" {
 		return nil, errors.New("config: workload_api.socket is required (unix:///path/to/agent.sock)")
 	}
-	if !strings.HasPrefix(w.Socket, "unix://") && !strings.HasPrefix(w.Socket, "tcp://") {
-		return nil, fmt.Errorf("config: workload_api.socket %q: want unix:///path or tcp://host:port", w.Socket)
+	if err := checkWorkloadAPIAddr(w.Socket); err != nil {
+		return nil, fmt.Errorf("config: workload_api.socket: %w", err)
 	}
 	timeout := defaultWorkloadAPITimeout
 	if w.Timeout != "" {
@@ -179,6 +179,16 @@ func (f *serverFile) jwtConfig(cfg *issuer.Config) error {
 	}
 	if err := probe.Validate(); err != nil {
 		return fmt.Errorf("config: jwt_svid: %w", err)
+	}
+	return nil
+}
+
+// checkWorkloadAPIAddr accepts only unix:// addresses: go-spiffe speaks to
+// a tcp:// Workload API in plaintext without authentication, and whoever
+// answers there would choose the issuer's trust bundles.
+func checkWorkloadAPIAddr(addr string) error {
+	if !strings.HasPrefix(addr, "unix://") || len(addr) == len("unix://") {
+		return fmt.Errorf("%q: want unix:///path/to/agent.sock (tcp:// Workload APIs are unauthenticated plaintext)", addr)
 	}
 	return nil
 }

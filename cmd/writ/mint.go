@@ -74,6 +74,9 @@ func runTokenMint(ctx context.Context, e env, args []string) error {
 			return usagef("token mint: --audience: %v", err)
 		}
 	}
+	if u, err := url.Parse(*cf.server); err != nil || u.Scheme != "https" || u.Host == "" {
+		return usagef("token mint: --server %q: want https://host:port (credentials never go over plain HTTP)", *cf.server)
+	}
 	cred, err := mintCredentials(ctx, e, cf, *wapi, *wait, *jwtFile, *useJWT)
 	if err != nil {
 		return err
@@ -82,7 +85,8 @@ func runTokenMint(ctx context.Context, e env, args []string) error {
 	if *exchange && cred.jwt == "" {
 		return usagef("token mint: --exchange needs a JWT-SVID (--jwt-svid, or --workload-api with --jwt)")
 	}
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: cred.tls}}
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: cred.tls},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	endpoint := strings.TrimRight(*cf.server, "/") + "/v1/token"
 
 	var hreq *http.Request
@@ -183,6 +187,9 @@ func printExchange(e env, resp *http.Response, rb []byte, asJSON bool) error {
 func mintCredentials(ctx context.Context, e env, cf clientFlags, wapi string, wait time.Duration, jwtFile string, useJWT bool) (*mintCredential, error) {
 	noop := func() error { return nil }
 	if wapi != "" {
+		if err := checkWorkloadAPIAddr(wapi); err != nil {
+			return nil, usagef("token mint: --workload-api: %v", err)
+		}
 		if *cf.bundle != "" || *cf.cert != "" || *cf.key != "" || jwtFile != "" {
 			return nil, usagef("token mint: --workload-api replaces --bundle, --svid, --svid-key and --jwt-svid")
 		}

@@ -263,7 +263,11 @@ func serve(ctx context.Context, is *issuer.Issuer, id *identity) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	srcErr := make(chan error, 1)
-	go func() { srcErr <- id.run(ctx) }()
+	go func() {
+		err := id.run(ctx)
+		cancel() // the identity source stopped: stop the issuer too
+		srcErr <- err
+	}()
 	err := is.Run(ctx)
 	cancel()
 	if e := <-srcErr; err == nil {

@@ -51,6 +51,7 @@ func TestServerConfig(t *testing.T) {
 		{"fail/workload-api-and-files", func(s string) string { return s + "workload_api:\n  socket: unix:///tmp/nope.sock\n" }, "not both"},
 		{"fail/workload-api-no-socket", func(s string) string { return withoutFiles(s) + "workload_api:\n  timeout: 1s\n" }, "workload_api.socket is required"},
 		{"fail/workload-api-bad-scheme", func(s string) string { return withoutFiles(s) + "workload_api:\n  socket: /tmp/agent.sock\n" }, "want unix:///path"},
+		{"fail/workload-api-tcp", func(s string) string { return withoutFiles(s) + "workload_api:\n  socket: tcp://127.0.0.1:8081\n" }, "unauthenticated plaintext"},
 		{"fail/workload-api-unreachable", func(s string) string {
 			return withoutFiles(s) + "workload_api:\n  socket: unix:///nonexistent/agent.sock\n  timeout: 300ms\n"
 		}, "no X.509-SVID from unix:///nonexistent/agent.sock"},
@@ -90,6 +91,12 @@ func TestUsageErrors(t *testing.T) {
 		{"fail/verify-bad-token", []string{"token", "verify", "!!!", "--keys", "k.json", "--resource", "r", "--operation", "o"}, exitUsage},
 		{"fail/mint-no-rights", []string{"token", "mint", "--bundle", "b", "--svid", "c", "--svid-key", "k"}, exitUsage},
 		{"fail/mint-bad-right", []string{"token", "mint", "--right", "nope"}, exitUsage},
+		{"fail/mint-plain-http", []string{"token", "mint", "--server", "http://127.0.0.1:1", "--jwt-svid", "-", "--bundle", "b", "--right", "a:b"}, exitUsage},
+		{"fail/mint-workload-api-tcp", []string{"token", "mint", "--workload-api", "tcp://127.0.0.1:1", "--right", "a:b"}, exitUsage},
+		{"fail/mint-exchange-without-jwt", []string{"token", "mint", "--exchange", "--ttl", "1m", "--right", "a:b"}, exitUsage},
+		{"fail/mint-jwt-without-workload-api", []string{"token", "mint", "--jwt", "--right", "a:b"}, exitUsage},
+		{"fail/dev-jwt-svid-no-id", []string{"dev", "jwt-svid"}, exitUsage},
+		{"fail/dev-jwt-svid-long-ttl", []string{"dev", "jwt-svid", "--id", "spiffe://writ.dev.local/a", "--ttl", "1h"}, exitUsage},
 		{"fail/attenuate-nothing", []string{"token", "attenuate", "AAAA"}, exitUsage},
 		{"fail/server-no-config", []string{"server"}, exitUsage},
 		{"fail/bad-flag", []string{"dev", "--nope"}, exitUsage},
