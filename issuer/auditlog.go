@@ -34,6 +34,7 @@ type pendingAudit struct {
 type auditAppend struct {
 	V     int               `json:"v"`
 	Type  string            `json:"type"`
+	ID    string            `json:"id"`
 	Audit []json.RawMessage `json:"audit"`
 }
 
@@ -136,7 +137,11 @@ func (a *auditLog) commitBatch(ctx context.Context, batch []*pendingAudit) error
 	for i, p := range batch {
 		recs[i] = p.raw
 	}
-	cmd, err := json.Marshal(&auditAppend{V: commandVersion, Type: cmdAuditAppend, Audit: recs})
+	id, err := newCommandID()
+	if err != nil {
+		return err
+	}
+	cmd, err := json.Marshal(&auditAppend{V: commandVersion, Type: cmdAuditAppend, ID: id, Audit: recs})
 	if err != nil {
 		return fmt.Errorf("issuer: audit: encode: %w", err)
 	}

@@ -2,6 +2,8 @@ package issuer
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,8 +26,13 @@ const (
 // A key or policy change carries its own audit record, applied in the same
 // step, so no change can be live without being on the record.
 type command struct {
-	V      int            `json:"v"`
-	Type   string         `json:"type"`
+	V    int    `json:"v"`
+	Type string `json:"type"`
+	// ID makes the command idempotent: the state machine applies a given
+	// ID once, and a retry (after a timeout, a lost answer or a leader
+	// change) gets the first application's result. Writers always set it;
+	// entries written before IDs existed have none and are applied as is.
+	ID     string         `json:"id,omitempty"`
 	Key    *keyRecord     `json:"key,omitempty"`
 	Policy *policyRecord  `json:"policy,omitempty"`
 	Audit  []*AuditRecord `json:"audit,omitempty"`
@@ -55,7 +62,37 @@ type policyRecord struct {
 
 func encodeCommand(c *command) ([]byte, error) {
 	c.V = commandVersion
+	if c.ID == "" {
+		id, err := newCommandID()
+		if err != nil {
+			return nil, err
+		}
+		c.ID = id
+	}
 	return json.Marshal(c)
+}
+
+// commandIDLen is the length of a command ID: 16 random bytes in hex.
+const commandIDLen = 32
+
+func newCommandID() (string, error) {
+	var b [commandIDLen / 2]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("issuer: command id: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+func validCommandID(id string) bool {
+	if len(id) != commandIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // decodeCommand decodes strictly: unknown fields, unknown types, other
@@ -69,6 +106,9 @@ func decodeCommand(b []byte) (*command, error) {
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("%w: trailing data", ErrBadCommand)
+	}
+	if c.ID != "" && !validCommandID(c.ID) {
+		return nil, fmt.Errorf("%w: id must be %d lowercase hex digits", ErrBadCommand, commandIDLen)
 	}
 	if c.V != commandVersion {
 		return nil, fmt.Errorf("%w: version %d, want %d", ErrBadCommand, c.V, commandVersion)

@@ -30,6 +30,10 @@ var (
 	kPolSeq    = []byte("pol/seq/")
 	kAudHead   = []byte("aud/head")
 	kAudPrefix = []byte("aud/r/")
+	// Applied command IDs: req/id/<id> → result, and req/ix/<index><id>
+	// to prune them in log order.
+	kReqID  = []byte("req/id/")
+	kReqIdx = []byte("req/ix/")
 	kEnd       = []byte{0xff}
 )
 
@@ -73,6 +77,9 @@ type auditHead struct {
 type applyResult struct {
 	err  error
 	seqs []uint64
+	// duplicate: the command's ID had been applied before; seqs are the
+	// first application's.
+	duplicate bool
 }
 
 // OpenState opens (or creates) the state database in dir. kek decrypts the
@@ -231,7 +238,7 @@ func (s *State) ApplyBatch(entries []cluster.Entry) []any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]any, len(entries))
-	b := s.db.NewBatch()
+	b := s.db.NewIndexedBatch()
 	defer b.Close()
 	last := s.applied
 	for i, e := range entries {
@@ -240,7 +247,7 @@ func (s *State) ApplyBatch(entries []cluster.Entry) []any {
 			out[i] = applyResult{}
 			continue
 		}
-		out[i] = s.applyOne(b, e.Cmd)
+		out[i] = s.applyOnce(b, e.Index, e.Cmd)
 		last = e.Index
 	}
 	if last == s.applied {
@@ -263,11 +270,68 @@ func (s *State) ApplyBatch(entries []cluster.Entry) []any {
 	return out
 }
 
-func (s *State) applyOne(b *pebble.Batch, raw []byte) applyResult {
+// commandIDRetention is how many log entries an applied command ID is
+// remembered for: a retry that arrives later than that is applied again.
+// Retries come within seconds; 100,000 entries are at least minutes of
+// the heaviest audit traffic.
+const commandIDRetention = 100_000
+
+// storedResult is the remembered outcome of an applied command.
+type storedResult struct {
+	Seqs []uint64 `json:"seqs"`
+}
+
+// applyOnce applies a command unless its ID was applied before, in which
+// case it returns the first result again. IDs are forgotten
+// commandIDRetention entries later, in log order, so every node prunes
+// the same IDs at the same index.
+func (s *State) applyOnce(b *pebble.Batch, index uint64, raw []byte) applyResult {
 	c, err := decodeCommand(raw)
 	if err != nil {
 		return applyResult{err: err}
 	}
+	if index > commandIDRetention {
+		s.pruneCommandIDs(b, index-commandIDRetention)
+	}
+	if c.ID == "" {
+		return s.applyOne(b, c)
+	}
+	idKey := append(append([]byte{}, kReqID...), c.ID...)
+	if v, ok, err := get(b, idKey); err != nil {
+		return applyResult{err: err}
+	} else if ok {
+		var r storedResult
+		if err := json.Unmarshal(v, &r); err != nil {
+			return applyResult{err: fmt.Errorf("issuer: stored command result: %w", err)}
+		}
+		return applyResult{seqs: r.Seqs, duplicate: true}
+	}
+	res := s.applyOne(b, c)
+	if res.err == nil {
+		v, _ := json.Marshal(storedResult{Seqs: res.seqs})
+		b.Set(idKey, v, nil)
+		b.Set(append(binary.BigEndian.AppendUint64(append([]byte{}, kReqIdx...), index), c.ID...), nil, nil)
+	}
+	return res
+}
+
+// pruneCommandIDs forgets the IDs of commands applied at or before upTo.
+func (s *State) pruneCommandIDs(b *pebble.Batch, upTo uint64) {
+	hi := binary.BigEndian.AppendUint64(append([]byte{}, kReqIdx...), upTo+1)
+	it, err := b.NewIter(&pebble.IterOptions{LowerBound: kReqIdx, UpperBound: hi})
+	if err != nil {
+		return
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()
+		id := k[len(kReqIdx)+8:]
+		b.Delete(append(append([]byte{}, kReqID...), id...), nil)
+		b.Delete(append([]byte{}, k...), nil)
+	}
+}
+
+func (s *State) applyOne(b *pebble.Batch, c *command) applyResult {
 	switch c.Type {
 	case cmdKeyAdd:
 		kr := c.Key

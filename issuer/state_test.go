@@ -38,6 +38,9 @@ func TestDecodeCommandStrict(t *testing.T) {
 		{"fail/policy-without-audit", `{"v":1,"type":"policy.set","policy":{"version":"x"}}`, "and its audit record"},
 		{"fail/empty-audit", `{"v":1,"type":"audit.append"}`, "audit records only"},
 		{"fail/not-json", `\x00\x01`, "bad command"},
+		{"ok/with-id", `{"v":1,"type":"audit.append","id":"0123456789abcdef0123456789abcdef","audit":[{}]}`, ""},
+		{"fail/id-short", `{"v":1,"type":"audit.append","id":"0123","audit":[{}]}`, "32 lowercase hex"},
+		{"fail/id-upper", `{"v":1,"type":"audit.append","id":"0123456789ABCDEF0123456789ABCDEF","audit":[{}]}`, "32 lowercase hex"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := decodeCommand([]byte(tc.in))
@@ -199,11 +202,12 @@ func TestAuditAppendWireForm(t *testing.T) {
 		}
 		raws[i] = b
 	}
-	got, err := json.Marshal(&auditAppend{V: commandVersion, Type: cmdAuditAppend, Audit: raws})
+	id := strings.Repeat("ab", 16)
+	got, err := json.Marshal(&auditAppend{V: commandVersion, Type: cmdAuditAppend, ID: id, Audit: raws})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := encodeCommand(&command{Type: cmdAuditAppend, Audit: recs})
+	want, err := encodeCommand(&command{Type: cmdAuditAppend, ID: id, Audit: recs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,5 +216,41 @@ func TestAuditAppendWireForm(t *testing.T) {
 	}
 	if _, err := decodeCommand(got); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCommandIDsApplyOnce: a retried command (same ID, later log index)
+// returns the first result and changes nothing; after commandIDRetention
+// entries the ID is forgotten on every node alike.
+func TestCommandIDsApplyOnce(t *testing.T) {
+	s, err := OpenState(t.TempDir(), testKEK(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	cmd, err := encodeCommand(&command{Type: cmdAuditAppend, Audit: []*AuditRecord{{Time: now, Kind: AuditMint, Caller: "spiffe://a/b"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := s.Apply(1, cmd).(applyResult)
+	if first.err != nil || len(first.seqs) != 1 || first.duplicate {
+		t.Fatalf("first apply: got %+v", first)
+	}
+	again := s.Apply(2, cmd).(applyResult)
+	if again.err != nil || !again.duplicate || len(again.seqs) != 1 || again.seqs[0] != first.seqs[0] {
+		t.Fatalf("retry: got %+v, want duplicate of %v", again, first.seqs)
+	}
+	if seq, _ := s.AuditHead(); seq != 1 {
+		t.Fatalf("audit head after retry: got %d, want 1", seq)
+	}
+	if err := checkApplied(again, 1); err != nil {
+		t.Fatalf("a retried command's result must satisfy its writer: %v", err)
+	}
+	// Far enough in the log, the ID is forgotten and the command applies
+	// again (a retry that late is a new request).
+	late := s.Apply(2+commandIDRetention, cmd).(applyResult)
+	if late.err != nil || late.duplicate || late.seqs[0] != 2 {
+		t.Fatalf("after retention: got %+v, want a fresh application", late)
 	}
 }
