@@ -34,7 +34,7 @@ var (
 	// to prune them in log order.
 	kReqID  = []byte("req/id/")
 	kReqIdx = []byte("req/ix/")
-	kEnd       = []byte{0xff}
+	kEnd    = []byte{0xff}
 )
 
 // State is the issuer's replicated state machine: root keys (sealed under
