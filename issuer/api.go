@@ -57,6 +57,11 @@ func (is *Issuer) routes() []route {
 		{"GET", "/v1/admin/policy", is.admin(is.handleGetPolicy)},
 		{"PUT", "/v1/admin/policy", is.admin(is.handlePutPolicy)},
 		{"GET", "/v1/admin/audit", is.admin(is.handleAudit)},
+		{"GET", "/v1/admin/cluster", is.admin(is.handleClusterStatus)},
+		{"POST", "/v1/admin/cluster/join", is.admin(is.handleJoin)},
+		{"POST", "/v1/admin/cluster/remove", is.admin(is.handleRemove)},
+		{"POST", "/v1/admin/cluster/step-down", is.admin(is.handleStepDown)},
+		{"POST", "/v1/internal/apply", http.HandlerFunc(is.handleInternalApply)},
 	}
 }
 

@@ -14,6 +14,9 @@ const (
 	AuditDeny      = "token.deny"
 	AuditPolicySet = "policy.set"
 	AuditKeyAdd    = "key.add"
+	AuditNodeSet   = "node.set"       // a node registered or changed its addresses
+	AuditNodeJoin  = "cluster.join"   // an admin added a node
+	AuditNodeLeave = "cluster.remove" // an admin removed a node
 )
 
 // AuditRecord is one entry of the tamper-evident audit trail. Seq, Prev and
@@ -43,6 +46,8 @@ type AuditRecord struct {
 	ExpiresAt     time.Time `json:"expires_at,omitzero"`
 	PolicyVersion string    `json:"policy_version,omitempty"`
 	KeyID         uint32    `json:"key_id,omitempty"`
+	// Subject is the node a cluster change is about.
+	Subject string `json:"subject,omitempty"`
 }
 
 // AuditDenial is one right that was not granted and why.

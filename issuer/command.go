@@ -20,6 +20,7 @@ const (
 	cmdKeyAdd      = "key.add"
 	cmdPolicySet   = "policy.set"
 	cmdAuditAppend = "audit.append"
+	cmdNodeSet     = "node.set"
 )
 
 // command is the envelope of every entry the issuer writes to the raft log.
@@ -35,6 +36,7 @@ type command struct {
 	ID     string         `json:"id,omitempty"`
 	Key    *keyRecord     `json:"key,omitempty"`
 	Policy *policyRecord  `json:"policy,omitempty"`
+	Node   *nodeRecord    `json:"node,omitempty"`
 	Audit  []*AuditRecord `json:"audit,omitempty"`
 }
 
@@ -58,6 +60,18 @@ type policyRecord struct {
 	Source  []byte    `json:"source"`
 	SetBy   string    `json:"set_by"`
 	SetAt   time.Time `json:"set_at"`
+}
+
+// nodeRecord is a cluster member as the issuers know it: where its API
+// answers (for forwarding writes to the leader) and its raft address.
+// Removed members keep a record with Removed set, so that a node whose
+// data says it was removed does not serve as if it still belonged.
+type nodeRecord struct {
+	ID       string    `json:"id"`
+	APIAddr  string    `json:"api_addr"`
+	RaftAddr string    `json:"raft_addr"`
+	Removed  bool      `json:"removed,omitempty"`
+	SetAt    time.Time `json:"set_at"`
 }
 
 func encodeCommand(c *command) ([]byte, error) {
@@ -114,16 +128,20 @@ func decodeCommand(b []byte) (*command, error) {
 		return nil, fmt.Errorf("%w: version %d, want %d", ErrBadCommand, c.V, commandVersion)
 	}
 	switch c.Type {
+	case cmdNodeSet:
+		if c.Node == nil || c.Key != nil || c.Policy != nil || len(c.Audit) != 1 || c.Node.ID == "" || len(c.Node.ID) > 128 {
+			return nil, fmt.Errorf("%w: %s wants exactly a node record with an id and its audit record", ErrBadCommand, c.Type)
+		}
 	case cmdKeyAdd:
-		if c.Key == nil || c.Policy != nil || len(c.Audit) != 1 {
+		if c.Key == nil || c.Policy != nil || c.Node != nil || len(c.Audit) != 1 {
 			return nil, fmt.Errorf("%w: %s wants exactly a key and its audit record", ErrBadCommand, c.Type)
 		}
 	case cmdPolicySet:
-		if c.Policy == nil || c.Key != nil || len(c.Audit) != 1 {
+		if c.Policy == nil || c.Key != nil || c.Node != nil || len(c.Audit) != 1 {
 			return nil, fmt.Errorf("%w: %s wants exactly a policy and its audit record", ErrBadCommand, c.Type)
 		}
 	case cmdAuditAppend:
-		if len(c.Audit) == 0 || c.Key != nil || c.Policy != nil {
+		if len(c.Audit) == 0 || c.Key != nil || c.Policy != nil || c.Node != nil {
 			return nil, fmt.Errorf("%w: %s wants audit records only", ErrBadCommand, c.Type)
 		}
 	default:

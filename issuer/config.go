@@ -26,6 +26,10 @@ type Config struct {
 	ListenAddr string
 	// RaftAddr is the raft transport address (mTLS, issuer nodes only).
 	RaftAddr string
+	// AdvertiseAPIAddr is the host:port other nodes reach this node's API
+	// at (to forward writes to it while it leads). Empty: the bound
+	// ListenAddr, which must then be a concrete address.
+	AdvertiseAPIAddr string
 	// DataDir holds the raft log, snapshots and state (created if missing).
 	DataDir string
 	// Bootstrap makes this node the single voter of a new cluster on its

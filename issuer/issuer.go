@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -31,6 +32,7 @@ type Issuer struct {
 	log      *slog.Logger
 	state    *State
 	node     *cluster.Node
+	fwd      *forwarder // applies on the leader, from any node
 	audit    *auditLog
 	metrics  *metrics
 	registry *prometheus.Registry
@@ -122,7 +124,8 @@ func New(cfg Config) (*Issuer, error) {
 		return nil, fmt.Errorf("issuer: state has applied index %d but the raft log ends at %d: refusing to start (restore both from the same backup, or reset the node)", state.Applied(), max(st.LastLogIndex, st.LastSnapshotIndex))
 	}
 	is.node = node
-	is.audit = newAuditLog(node, cfg.AuditBatch, cfg.AuditWorkers, is.metrics)
+	is.fwd = newForwarder(is, node)
+	is.audit = newAuditLog(is.fwd, cfg.AuditBatch, cfg.AuditWorkers, is.metrics)
 
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
@@ -173,6 +176,9 @@ func (is *Issuer) serverTLS() *tls.Config {
 
 // Addr is the bound API address.
 func (is *Issuer) Addr() string { return is.ln.Addr().String() }
+
+// RaftAddr is the bound raft transport address.
+func (is *Issuer) RaftAddr() string { return is.node.Addr() }
 
 // ID is the issuer's SPIFFE ID.
 func (is *Issuer) ID() spiffeid.ID { return is.id }
@@ -257,8 +263,20 @@ func (is *Issuer) bootstrap(ctx context.Context) error {
 		if err := is.node.WaitLeader(ctx); err != nil {
 			return err
 		}
+		if err := is.ensureNodeRecord(ctx); err != nil {
+			if ctx.Err() != nil || strings.Contains(err.Error(), "was removed") {
+				return err
+			}
+			is.log.Warn("node registration retry", "err", err)
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(200 * time.Millisecond):
+			}
+			continue
+		}
 		if !is.node.IsLeader() {
-			return nil // another node bootstraps
+			return nil // the leader creates the root key and the policy
 		}
 		err := is.ensureKey(ctx)
 		if err == nil {
@@ -344,7 +362,7 @@ func (is *Issuer) apply(ctx context.Context, c *command) error {
 	if err != nil {
 		return err
 	}
-	res, err := is.node.Apply(ctx, b)
+	res, err := is.fwd.Apply(ctx, b)
 	if err != nil {
 		return err
 	}

@@ -50,18 +50,19 @@ var (
 
 // fixture is one real issuer node on 127.0.0.1 with real TLS and pebble on disk.
 type fixture struct {
-	t      testing.TB
-	ca     *pki.CA
-	other  *pki.CA
-	jwtCA  *pki.JWTAuthority // signs JWT-SVIDs of acme.test
-	jwtOth *pki.JWTAuthority // signs JWT-SVIDs of other.test
-	dir    string
-	kek    *issuer.KEK
-	is     *issuer.Issuer
-	opts   []func(*issuer.Config) // applied to the config at every start
-	cancel context.CancelFunc
-	done   chan error
-	url    string
+	t                  testing.TB
+	ca                 *pki.CA
+	other              *pki.CA
+	jwtCA              *pki.JWTAuthority // signs JWT-SVIDs of acme.test
+	jwtOth             *pki.JWTAuthority // signs JWT-SVIDs of other.test
+	dir                string
+	kek                *issuer.KEK
+	is                 *issuer.Issuer
+	opts               []func(*issuer.Config) // applied to the config at every start
+	listen, raftListen string                 // bound at the first start, reused by restarts
+	cancel             context.CancelFunc
+	done               chan error
+	url                string
 }
 
 func newFixture(t testing.TB, opts ...func(*issuer.Config)) *fixture {
@@ -100,7 +101,12 @@ func (f *fixture) start() {
 		t.Fatal(err)
 	}
 	cfg := issuer.DefaultConfig()
+	// A restarted node keeps its addresses, as a real one does (a new
+	// address is a membership change, with its own audit record).
 	cfg.ListenAddr, cfg.RaftAddr = "127.0.0.1:0", "127.0.0.1:0"
+	if f.listen != "" {
+		cfg.ListenAddr, cfg.RaftAddr = f.listen, f.raftListen
+	}
 	cfg.DataDir = f.dir
 	cfg.KEK = f.kek
 	cfg.SVID = svid.X509SVID()
@@ -121,6 +127,7 @@ func (f *fixture) start() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	f.is, f.cancel, f.done, f.url = is, cancel, make(chan error, 1), "https://"+is.Addr()
+	f.listen, f.raftListen = is.Addr(), is.RaftAddr()
 	go func() { f.done <- is.Run(ctx) }()
 	t.Cleanup(f.stop)
 	f.waitReady()
@@ -416,15 +423,15 @@ func TestAdminPolicyAndAudit(t *testing.T) {
 	for _, rec := range page.Records {
 		kinds = append(kinds, rec.Kind)
 	}
-	want := "key.add,policy.set,policy.set,token.mint,token.deny"
-	if strings.Join(kinds, ",") != want || !page.Verified || page.HeadSeq != 5 {
-		t.Fatalf("audit: got %v verified=%v head=%d, want %s verified head=5", kinds, page.Verified, page.HeadSeq, want)
+	want := "node.set,key.add,policy.set,policy.set,token.mint,token.deny"
+	if strings.Join(kinds, ",") != want || !page.Verified || page.HeadSeq != 6 {
+		t.Fatalf("audit: got %v verified=%v head=%d, want %s verified head=6", kinds, page.Verified, page.HeadSeq, want)
 	}
 	foreign := spiffeid.RequireFromPath(otherTD, "/agents/x")
 	if got := f.mint(f.client(f.svid(foreign)), `{"rights":["crm/contacts:read"]}`); got.status != 403 {
 		t.Fatalf("foreign trust domain: got %d, want 403", got.status)
 	}
-	recs, err := f.is.State().AuditRecords(6, 10)
+	recs, err := f.is.State().AuditRecords(7, 10)
 	if err != nil || len(recs) != 1 || recs[0].Kind != issuer.AuditDeny || recs[0].Caller != foreign.String() || recs[0].Reason != "trust_domain_not_accepted" {
 		t.Fatalf("foreign caller's denial: got %+v %v, want one token.deny record", recs, err)
 	}

@@ -20,6 +20,8 @@ const (
 	ProblemNotFound        = "not_found"
 	ProblemMethod          = "method_not_allowed"
 	ProblemBadPolicy       = "bad_policy"
+	ProblemNotLeader       = "not_leader" // a membership change sent to a follower; Problem.Leader says where to go
+	ProblemConflict        = "conflict"   // the change contradicts the cluster's state
 )
 
 // Problem is an RFC 9457 problem details object.
@@ -32,6 +34,9 @@ type Problem struct {
 	Denied []DeniedRight `json:"denied,omitempty"`
 	// PolicyVersion is the policy that decided (not_granted only).
 	PolicyVersion string `json:"policy_version,omitempty"`
+	// Leader is the API address of the current leader (not_leader only;
+	// empty while there is none).
+	Leader string `json:"leader,omitempty"`
 }
 
 var problemTitles = map[string]string{
@@ -45,6 +50,8 @@ var problemTitles = map[string]string{
 	ProblemNotFound:        "Not found",
 	ProblemMethod:          "Method not allowed",
 	ProblemBadPolicy:       "Invalid policy",
+	ProblemNotLeader:       "Not the leader",
+	ProblemConflict:        "Conflict",
 }
 
 func writeProblem(w http.ResponseWriter, status int, code, detail string, extra func(*Problem)) {

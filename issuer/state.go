@@ -11,7 +11,10 @@ import (
 	"hash"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,9 +35,10 @@ var (
 	kAudPrefix = []byte("aud/r/")
 	// Applied command IDs: req/id/<id> → result, and req/ix/<index><id>
 	// to prune them in log order.
-	kReqID  = []byte("req/id/")
-	kReqIdx = []byte("req/ix/")
-	kEnd    = []byte{0xff}
+	kReqID      = []byte("req/id/")
+	kNodePrefix = []byte("node/")
+	kReqIdx     = []byte("req/ix/")
+	kEnd        = []byte{0xff}
 )
 
 // State is the issuer's replicated state machine: root keys (sealed under
@@ -61,6 +65,7 @@ type view struct {
 	polCount  uint64
 	auditSeq  uint64
 	auditHash string
+	nodes     map[string]nodeRecord // replaced, never modified in place
 }
 
 type signingKey struct {
@@ -164,6 +169,22 @@ func buildView(r pebble.Reader, kek *KEK) (*view, error) {
 		v.pol, v.polRec = p, &pr
 	}
 	if v.polCount, err = countPrefix(r, kPolSeq); err != nil {
+		return nil, err
+	}
+	v.nodes = map[string]nodeRecord{}
+	nit, err := r.NewIter(&pebble.IterOptions{LowerBound: kNodePrefix, UpperBound: prefixEnd(kNodePrefix)})
+	if err != nil {
+		return nil, err
+	}
+	for nit.First(); nit.Valid(); nit.Next() {
+		var nr nodeRecord
+		if err := json.Unmarshal(nit.Value(), &nr); err != nil {
+			nit.Close()
+			return nil, fmt.Errorf("issuer: stored node: %w", err)
+		}
+		v.nodes[nr.ID] = nr
+	}
+	if err := nit.Close(); err != nil {
 		return nil, err
 	}
 	if b, ok, err := get(r, kAudHead); err != nil {
@@ -343,6 +364,15 @@ func (s *State) applyOne(b *pebble.Batch, c *command) applyResult {
 		}
 		v, _ := json.Marshal(kr)
 		b.Set(keyKey(kr.ID), v, nil)
+	case cmdNodeSet:
+		v, _ := json.Marshal(c.Node)
+		b.Set(append(append([]byte{}, kNodePrefix...), c.Node.ID...), v, nil)
+		nodes := maps.Clone(s.nodes)
+		if nodes == nil {
+			nodes = map[string]nodeRecord{}
+		}
+		nodes[c.Node.ID] = *c.Node
+		s.nodes = nodes
 	case cmdPolicySet:
 		pr := c.Policy
 		p, err := policy.Parse(pr.Source)
@@ -431,6 +461,27 @@ type PublicKey struct {
 	Public    ed25519.PublicKey
 	State     string
 	CreatedAt time.Time
+}
+
+// Node returns the record of cluster member id.
+func (s *State) Node(id string) (nodeRecord, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n, ok := s.nodes[id]
+	return n, ok
+}
+
+// Nodes returns the records of every member ever registered, removed ones
+// included, sorted by id.
+func (s *State) Nodes() []nodeRecord {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]nodeRecord, 0, len(s.nodes))
+	for _, n := range s.nodes {
+		out = append(out, n)
+	}
+	slices.SortFunc(out, func(a, b nodeRecord) int { return strings.Compare(a.ID, b.ID) })
+	return out
 }
 
 // Policy returns the current issuance policy and its record, or ErrNoPolicy.

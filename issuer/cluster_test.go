@@ -1,0 +1,193 @@
+package issuer_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/writ-dev/writ/internal/pki"
+	"github.com/writ-dev/writ/issuer"
+	"github.com/writ-dev/writ/verifier"
+)
+
+// member is one issuer node of an in-process cluster.
+type member struct {
+	id     string
+	is     *issuer.Issuer
+	url    string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func (m *member) stop(t *testing.T) {
+	if m.cancel == nil {
+		return
+	}
+	m.cancel()
+	if err := <-m.done; err != nil {
+		t.Errorf("node %s Run: %v", m.id, err)
+	}
+	m.cancel = nil
+}
+
+// startMember starts an issuer node sharing f's CA, KEK and identity.
+func startMember(t *testing.T, f *fixture, id string, bootstrap bool) *member {
+	t.Helper()
+	svid, err := f.ca.IssueSVID(issuerID, time.Now(), time.Hour, pki.WithIP(netip.MustParseAddr("127.0.0.1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := issuer.DefaultConfig()
+	cfg.NodeID, cfg.Bootstrap = id, bootstrap
+	cfg.ListenAddr, cfg.RaftAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.DataDir, cfg.KEK = t.TempDir(), f.kek
+	cfg.SVID = svid.X509SVID()
+	cfg.Bundles = x509bundle.NewSet(f.ca.Bundle(), f.other.Bundle())
+	cfg.Admins = []spiffeid.ID{adminID}
+	cfg.InitialPolicy = []byte(testPolicy)
+	is, err := issuer.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &member{id: id, is: is, url: "https://" + is.Addr(), cancel: cancel, done: make(chan error, 1)}
+	go func() { m.done <- is.Run(ctx) }()
+	t.Cleanup(func() { m.stop(t) })
+	return m
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (f *fixture) at(url string) *fixture { c := *f; c.url = url; return &c }
+
+// TestThreeNodeIssuer: nodes join through the admin API, any node mints
+// (its audit record forwarded to the leader), policy changes sent to a
+// follower reach all, and losing the leader stops nothing.
+func TestThreeNodeIssuer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-node cluster")
+	}
+	f := newFixture(t) // CA, KEK and clients; its own single node is not used
+	f.stop()
+	admin := f.client(f.svid(adminID))
+	agent := f.client(f.svid(supportID))
+	ready := func(m *member) bool {
+		r, err := f.at(m.url).do(f.client(nil), http.MethodGet, "/readyz", nil, nil)
+		return err == nil && r.status == 200
+	}
+
+	n1 := startMember(t, f, "writ-1", true)
+	waitFor(t, "writ-1 ready", func() bool { return ready(n1) })
+	n2 := startMember(t, f, "writ-2", false)
+	n3 := startMember(t, f, "writ-3", false)
+	for _, m := range []*member{n2, n3} {
+		body, _ := json.Marshal(issuer.JoinRequest{NodeID: m.id, RaftAddr: m.is.RaftAddr(), APIAddr: m.is.Addr()})
+		r, err := f.at(n1.url).do(admin, http.MethodPost, "/v1/admin/cluster/join", body, nil)
+		if err != nil || r.status != 200 {
+			t.Fatalf("join %s: %v %d %s", m.id, err, r.status, r.body)
+		}
+	}
+	members := []*member{n1, n2, n3}
+	for _, m := range members {
+		waitFor(t, m.id+" ready", func() bool { return ready(m) })
+	}
+
+	// A follower mints; its audit record goes through the leader.
+	r := f.at(n2.url).mint(agent, `{"rights":["crm/contacts:read"]}`)
+	if r.status != 200 {
+		t.Fatalf("mint on follower: %d %s", r.status, r.body)
+	}
+	raw, _ := verifier.DecodeToken(r.token.Token)
+	v, _ := verifier.New(func() verifier.Config { c := verifier.DefaultConfig(); c.Keys = f.at(n3.url).keys(t); return c }())
+	if d := v.Authorize(t.Context(), raw, verifier.Request{Resource: "crm/contacts", Operation: "read", Presenter: supportID.String()}); !d.Allowed {
+		t.Fatalf("token minted by writ-2 under writ-3's keys: %s", d.Reason)
+	}
+
+	// Membership changes go to the leader.
+	body, _ := json.Marshal(issuer.JoinRequest{NodeID: "writ-9", RaftAddr: "127.0.0.1:1", APIAddr: "127.0.0.1:2"})
+	r, _ = f.at(n3.url).do(admin, http.MethodPost, "/v1/admin/cluster/join", body, nil)
+	if r.status != 503 || r.problem.Leader != n1.is.Addr() {
+		t.Fatalf("join at a follower: got %d leader %q, want 503 not_leader pointing at %s", r.status, r.problem.Leader, n1.is.Addr())
+	}
+	var st issuer.ClusterStatus
+	r, _ = f.at(n3.url).do(admin, http.MethodGet, "/v1/admin/cluster", nil, nil)
+	if err := json.Unmarshal(r.body, &st); err != nil || st.Voters != 3 || st.FailureTolerance != 1 || st.Leader != "writ-1" {
+		t.Fatalf("status at writ-3: %v %+v", err, st)
+	}
+
+	// The leader dies; the others elect a new one and keep minting.
+	n1.stop(t)
+	deadline := time.Now().Add(30 * time.Second)
+	start := time.Now()
+	for {
+		r = f.at(n3.url).mint(agent, `{"rights":["crm/contacts:read"]}`)
+		if r.status == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no mint 30s after the leader stopped: %d %s", r.status, r.body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("leader stopped → next acknowledged mint on a follower: %v", time.Since(start).Round(time.Millisecond))
+
+	// A policy change sent to a follower reaches both survivors.
+	r, _ = f.at(n3.url).do(admin, http.MethodPut, "/v1/admin/policy", []byte(testPolicy+"  # v2\n"), nil)
+	if r.status != 200 {
+		t.Fatalf("policy at a follower: %d %s", r.status, r.body)
+	}
+	waitFor(t, "same audit head on writ-2 and writ-3", func() bool {
+		s2, h2 := n2.is.State().AuditHead()
+		s3, h3 := n3.is.State().AuditHead()
+		return s2 == s3 && h2 == h3
+	})
+	seq, _ := n2.is.State().AuditHead()
+	recs, err := n2.is.State().AuditRecords(1, int(seq))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := issuer.VerifyAuditChain("", 1, recs); err != nil {
+		t.Fatalf("audit chain across the failover: %v", err)
+	}
+	kinds := map[string]int{}
+	for _, rec := range recs {
+		kinds[rec.Kind]++
+	}
+	if kinds[issuer.AuditNodeJoin] != 2 || kinds[issuer.AuditMint] != 2 || kinds[issuer.AuditKeyAdd] != 1 {
+		t.Errorf("audit kinds: got %v, want 2 cluster.join, 2 token.mint, 1 key.add", kinds)
+	}
+
+	// The dead node is removed from the new leader; its id cannot join again.
+	r, _ = f.at(n2.url).do(admin, http.MethodGet, "/v1/admin/cluster", nil, nil)
+	if err := json.Unmarshal(r.body, &st); err != nil {
+		t.Fatal(err)
+	}
+	leader := map[string]*member{"writ-2": n2, "writ-3": n3}[st.Leader]
+	if leader == nil {
+		t.Fatalf("leader after failover: got %q, want writ-2 or writ-3", st.Leader)
+	}
+	rm, _ := json.Marshal(issuer.RemoveRequest{NodeID: "writ-1"})
+	r, _ = f.at(leader.url).do(admin, http.MethodPost, "/v1/admin/cluster/remove", rm, nil)
+	if err := json.Unmarshal(r.body, &st); r.status != 200 || err != nil || st.Voters != 2 || len(st.Removed) != 1 || st.Removed[0] != "writ-1" {
+		t.Fatalf("remove writ-1: %d %s", r.status, r.body)
+	}
+	rejoin, _ := json.Marshal(issuer.JoinRequest{NodeID: "writ-1", RaftAddr: n1.is.RaftAddr(), APIAddr: n1.is.Addr()})
+	if r, _ = f.at(leader.url).do(admin, http.MethodPost, "/v1/admin/cluster/join", rejoin, nil); r.status != 409 {
+		t.Fatalf("rejoin of a removed id: got %d, want 409", r.status)
+	}
+}

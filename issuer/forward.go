@@ -1,0 +1,194 @@
+package issuer
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
+
+	"github.com/writ-dev/writ/cluster"
+)
+
+// forwarder applies commands through consensus from any node: on the
+// leader it applies them directly; on a follower it sends them to the
+// leader's API (POST /v1/internal/apply, mTLS, issuer nodes only). Every
+// command carries an ID, so retrying after a timeout, a lost answer or a
+// leader change never applies it twice.
+type forwarder struct {
+	is     *Issuer
+	node   *cluster.Node
+	client *http.Client
+}
+
+func newForwarder(is *Issuer, node *cluster.Node) *forwarder {
+	tr := &http.Transport{
+		TLSClientConfig:     tlsconfig.MTLSClientConfig(is.cfg.SVID, is.cfg.Bundles, tlsconfig.AuthorizeID(is.id)),
+		MaxIdleConnsPerHost: 16,
+		ForceAttemptHTTP2:   false,
+	}
+	return &forwarder{is: is, node: node, client: &http.Client{Transport: tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// forwardedResult is the answer of /v1/internal/apply.
+type forwardedResult struct {
+	Seqs      []uint64 `json:"seqs"`
+	Duplicate bool     `json:"duplicate,omitempty"`
+	Error     string   `json:"error,omitempty"`
+}
+
+// errNoLeaderAddr: the leader is known but has not registered its API
+// address yet (it does so first thing after election).
+var errNoLeaderAddr = errors.New("issuer: leader's API address not known yet")
+
+// Apply implements applier. It retries until ctx ends while there is no
+// leader, the leader is unreachable or leadership moves; a command the
+// state machine refused is returned as its result, not retried.
+func (f *forwarder) Apply(ctx context.Context, cmd []byte) (any, error) {
+	delay := 10 * time.Millisecond
+	for {
+		res, err := f.applyOnce(ctx, cmd)
+		if err == nil {
+			return res, nil
+		}
+		if !retryable(err) || ctx.Err() != nil {
+			return nil, err
+		}
+		f.is.log.Debug("apply retry", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (last: %v)", ctx.Err(), err)
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 500*time.Millisecond)
+	}
+}
+
+func retryable(err error) bool {
+	return errors.Is(err, cluster.ErrNotLeader) || errors.Is(err, cluster.ErrLeadershipLost) ||
+		errors.Is(err, errNoLeaderAddr) || errors.Is(err, errForward)
+}
+
+// errForward wraps failures to reach the leader or answers of a leader
+// that is no longer leader: worth retrying.
+var errForward = errors.New("issuer: forward to leader")
+
+func (f *forwarder) applyOnce(ctx context.Context, cmd []byte) (any, error) {
+	if f.node.IsLeader() {
+		return f.node.Apply(ctx, cmd)
+	}
+	leader, _ := f.node.Leader()
+	if leader == "" {
+		return nil, &cluster.NotLeaderError{}
+	}
+	rec, ok := f.is.state.Node(leader)
+	if !ok || rec.APIAddr == "" || rec.Removed {
+		return nil, errNoLeaderAddr
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+rec.APIAddr+"/v1/internal/apply", bytes.NewReader(cmd))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w %s: %v", errForward, leader, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("%w %s: %v", errForward, leader, err)
+	}
+	switch resp.StatusCode {
+	case http.StatusOK, http.StatusUnprocessableEntity:
+		var fr forwardedResult
+		if err := json.Unmarshal(body, &fr); err != nil {
+			return nil, fmt.Errorf("issuer: forward: answer: %w", err)
+		}
+		res := applyResult{seqs: fr.Seqs, duplicate: fr.Duplicate}
+		if fr.Error != "" {
+			res.err = errors.New(fr.Error)
+		}
+		return res, nil
+	case http.StatusServiceUnavailable:
+		return nil, fmt.Errorf("%w %s: not leader or not ready", errForward, leader)
+	}
+	return nil, fmt.Errorf("issuer: forward to %s: answered %s", leader, resp.Status)
+}
+
+// handleInternalApply serves POST /v1/internal/apply: the leader applies a
+// command a follower received. Only issuer nodes (the issuer's own SPIFFE
+// ID, as on the raft transport) may call it; the command is decoded
+// strictly before it is proposed.
+func (is *Issuer) handleInternalApply(w http.ResponseWriter, r *http.Request) {
+	id, ok, f := is.peerID(r)
+	switch {
+	case f != nil:
+		writeProblem(w, http.StatusUnauthorized, ProblemUnauthenticated, f.String(), nil)
+		return
+	case !ok:
+		writeProblem(w, http.StatusUnauthorized, ProblemUnauthenticated, "issuer node X.509-SVID required", nil)
+		return
+	case id != is.id:
+		is.log.Warn("internal endpoint refused", "caller", id.String())
+		writeProblem(w, http.StatusForbidden, ProblemForbidden, "issuer nodes only", nil)
+		return
+	}
+	body, err := readLimited(w, r, int64(cluster.DefaultConfig().MaxCommandBytes))
+	if err != nil {
+		writeProblem(w, http.StatusRequestEntityTooLarge, ProblemTooLarge, "command too large", nil)
+		return
+	}
+	if _, err := decodeCommand(body); err != nil {
+		writeProblem(w, http.StatusBadRequest, ProblemBadRequest, err.Error(), nil)
+		return
+	}
+	if !is.node.IsLeader() {
+		writeProblem(w, http.StatusServiceUnavailable, ProblemUnavailable, "not the leader", nil)
+		return
+	}
+	res, err := is.node.Apply(r.Context(), body)
+	if err != nil {
+		writeProblem(w, http.StatusServiceUnavailable, ProblemUnavailable, "apply: "+err.Error(), nil)
+		return
+	}
+	ar, _ := res.(applyResult)
+	out := forwardedResult{Seqs: ar.seqs, Duplicate: ar.duplicate}
+	status := http.StatusOK
+	if ar.err != nil {
+		out.Error, status = ar.err.Error(), http.StatusUnprocessableEntity
+	}
+	writeJSON(w, status, &out)
+}
+
+// ensureNodeRecord registers this node's addresses in the replicated
+// member list when they are missing or changed, so that followers can
+// forward to it when it leads.
+func (is *Issuer) ensureNodeRecord(ctx context.Context) error {
+	want := nodeRecord{ID: is.cfg.NodeID, APIAddr: is.advertiseAPI(), RaftAddr: is.node.Addr()}
+	if cur, ok := is.state.Node(want.ID); ok {
+		if cur.Removed {
+			return fmt.Errorf("issuer: node %s was removed from the cluster; reset its data directory to join again", want.ID)
+		}
+		if cur.APIAddr == want.APIAddr && cur.RaftAddr == want.RaftAddr {
+			return nil
+		}
+	}
+	want.SetAt = is.cfg.Now().UTC()
+	rec := &AuditRecord{Time: want.SetAt, Node: is.cfg.NodeID, Kind: AuditNodeSet, Caller: is.id.String(), Subject: want.ID}
+	return is.apply(ctx, &command{Type: cmdNodeSet, Node: &want, Audit: []*AuditRecord{rec}})
+}
+
+// advertiseAPI is the API address other nodes reach this one at.
+func (is *Issuer) advertiseAPI() string {
+	if is.cfg.AdvertiseAPIAddr != "" {
+		return is.cfg.AdvertiseAPIAddr
+	}
+	return is.Addr()
+}
