@@ -46,6 +46,7 @@ func commands() []command {
 		{"server", "start an issuer node from a YAML config file", runServer},
 		{"token", "mint, inspect, attenuate and verify tokens", runToken},
 		{"admin", "admin operations: policy get/set, audit", runAdmin},
+		{"cluster", "cluster membership: status, join, remove, step-down (admin)", runCluster},
 		{"version", "print the version", func(_ context.Context, e env, _ []string) error {
 			fmt.Fprintln(e.stdout, "writ", version)
 			return nil

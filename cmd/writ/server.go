@@ -22,7 +22,10 @@ type serverFile struct {
 	NodeID     string `yaml:"node_id"`
 	Listen     string `yaml:"listen"`
 	RaftListen string `yaml:"raft_listen"`
-	DataDir    string `yaml:"data_dir"`
+	// AdvertiseAPI is the API host:port other nodes forward writes to
+	// (default: listen, which must then be a concrete address).
+	AdvertiseAPI string `yaml:"advertise_api"`
+	DataDir      string `yaml:"data_dir"`
 	// Bootstrap: start a new single-voter cluster on first start (default
 	// true). Set false on nodes that will join an existing cluster.
 	Bootstrap *bool `yaml:"bootstrap"`
@@ -109,6 +112,7 @@ func (f *serverFile) issuerConfig(ctx context.Context, base string, logger *slog
 	if f.RaftListen != "" {
 		cfg.RaftAddr = f.RaftListen
 	}
+	cfg.AdvertiseAPIAddr = f.AdvertiseAPI
 	if f.Bootstrap != nil {
 		cfg.Bootstrap = *f.Bootstrap
 	}
@@ -210,11 +214,14 @@ func newLogger(e env, format, level string) (*slog.Logger, error) {
 }
 
 func runServer(ctx context.Context, e env, args []string) error {
-	fs := newFlags(e, "server", "writ server --config FILE [--listen ADDR] [--raft-listen ADDR] [--data-dir DIR]")
+	fs := newFlags(e, "server", "writ server --config FILE [--node-id ID] [--listen ADDR] [--raft-listen ADDR] [--data-dir DIR] [--no-bootstrap]")
 	cfgPath := fs.String("config", "", "YAML config file (required; unknown keys are rejected)")
 	listen := fs.String("listen", "", "override listen")
 	raftListen := fs.String("raft-listen", "", "override raft_listen")
 	dataDir := fs.String("data-dir", "", "override data_dir")
+	nodeID := fs.String("node-id", "", "override node_id")
+	noBootstrap := fs.Bool("no-bootstrap", false, "override bootstrap: false (a node that will be joined to an existing cluster)")
+	advertise := fs.String("advertise-api", "", "override advertise_api")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -234,6 +241,16 @@ func runServer(ctx context.Context, e env, args []string) error {
 	}
 	if *raftListen != "" {
 		f.RaftListen = *raftListen
+	}
+	if *nodeID != "" {
+		f.NodeID = *nodeID
+	}
+	if *noBootstrap {
+		no := false
+		f.Bootstrap = &no
+	}
+	if *advertise != "" {
+		f.AdvertiseAPI = *advertise
 	}
 	if *dataDir != "" {
 		abs, err := filepath.Abs(*dataDir)

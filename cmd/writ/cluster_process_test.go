@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/writ-dev/writ/issuer"
+)
+
+// TestClusterProcesses runs the README's three-node walk-through with the
+// built binary as separate processes (ports replaced by free ones), then
+// joins a fourth node, kills the leader with SIGKILL and mints on.
+func TestClusterProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the writ binary")
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)## A three-node cluster.*?```bash\n(.*?)```").FindSubmatch(readme)
+	if m == nil {
+		t.Fatal("README has no three-node cluster block")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "bin", "writ"), ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	t.Chdir(dir)
+	if err := prepareDevDir(filepath.Join(dir, ".writ-dev"), freeAddr(t), freeAddr(t), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ports := map[string]string{}
+	for _, p := range regexp.MustCompile(`127\.0\.0\.1:(\d+)`).FindAllString(string(m[1]), -1) {
+		if ports[p] == "" {
+			ports[p] = freeAddr(t)
+		}
+	}
+	rewrite := func(s string) string {
+		for from, to := range ports {
+			s = strings.ReplaceAll(s, from, to)
+		}
+		return s
+	}
+
+	procs := map[string]*exec.Cmd{} // node id → process
+	logs := map[string]*bytes.Buffer{}
+	t.Cleanup(func() {
+		for id, p := range procs {
+			p.Process.Kill()
+			p.Wait()
+			if t.Failed() {
+				t.Logf("%s log:\n%s", id, logs[id].String())
+			}
+		}
+	})
+	vars := map[string]string{}
+	expand := func(words []string) []string {
+		var out []string
+		for _, w := range words {
+			if strings.HasPrefix(w, "$") {
+				out = append(out, strings.Fields(vars[w[1:]])...)
+			} else {
+				out = append(out, w)
+			}
+		}
+		return out
+	}
+	start := func(args []string) {
+		id := args[indexOf(args, "--node-id")+1]
+		cmd := exec.Command("./bin/writ", args...)
+		logs[id] = &bytes.Buffer{}
+		cmd.Stdout, cmd.Stderr = logs[id], logs[id]
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		procs[id] = cmd
+	}
+	// run retries a command for a while: the nodes it talks to may still
+	// be starting or electing.
+	run := func(args []string) string {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			var out, errb bytes.Buffer
+			cmd := exec.Command("./bin/writ", args...)
+			cmd.Stdout, cmd.Stderr = &out, &errb
+			if err := cmd.Run(); err == nil {
+				return out.String()
+			} else if time.Now().After(deadline) {
+				t.Fatalf("writ %s: %v\n%s", strings.Join(args, " "), err, errb.String())
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	for _, line := range strings.Split(rewrite(string(m[1])), "\n") {
+		line = strings.TrimSpace(line)
+		if v := regexp.MustCompile(`^([A-Z]+)="(.*)"$`).FindStringSubmatch(line); v != nil {
+			vars[v[1]] = v[2]
+			continue
+		}
+		if !strings.HasPrefix(line, "./bin/writ ") {
+			continue
+		}
+		args := expand(strings.Fields(strings.TrimSuffix(line, "&"))[1:])
+		if strings.HasSuffix(line, "&") {
+			start(args)
+			continue
+		}
+		run(args)
+	}
+	admin := expand([]string{"$A"})
+	status := func(server string) issuer.ClusterStatus {
+		var st issuer.ClusterStatus
+		if err := json.Unmarshal([]byte(run(append([]string{"cluster", "status", "--server", server}, admin...))), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	api := func(id string) string {
+		return ports[map[string]string{"writ-1": "127.0.0.1:8451", "writ-2": "127.0.0.1:8452", "writ-3": "127.0.0.1:8453"}[id]]
+	}
+	st := status("https://" + api("writ-1"))
+	if st.Voters != 2 || len(st.Removed) != 1 {
+		t.Fatalf("after the README: %+v, want 2 voters and writ-3 removed", st)
+	}
+
+	// A fourth node joins, so that the cluster survives losing its leader.
+	n4, r4 := freeAddr(t), freeAddr(t)
+	start([]string{"server", "--config", ".writ-dev/server.yaml", "--node-id", "writ-4", "--listen", n4, "--raft-listen", r4, "--data-dir", ".writ-dev/n4", "--no-bootstrap"})
+	run(append([]string{"cluster", "join", "--server", "https://" + api("writ-2"), "--node-id", "writ-4", "--raft-addr", r4, "--api-addr", n4}, admin...))
+	st = status("https://" + n4)
+	if st.Voters != 3 {
+		t.Fatalf("after joining writ-4: %+v", st)
+	}
+	leader := st.Leader
+	if err := procs[leader].Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	procs[leader].Wait()
+	delete(procs, leader)
+	survivor := "https://" + n4
+	if leader == "writ-4" {
+		survivor = "https://" + api("writ-2")
+	}
+	killed := time.Now()
+	out := run([]string{"token", "mint", "--server", survivor, "--bundle", ".writ-dev/ca/ca.pem",
+		"--svid", ".writ-dev/svids/support.pem", "--svid-key", ".writ-dev/svids/support-key.pem", "--right", "crm/contacts:read"})
+	t.Logf("leader %s SIGKILLed → next token minted at %s after %v", leader, survivor, time.Since(killed).Round(time.Millisecond))
+	if len(strings.TrimSpace(out)) < 100 {
+		t.Fatalf("mint after failover printed %q", out)
+	}
+	if st := status(survivor); st.Leader == leader || st.Leader == "" {
+		t.Fatalf("leader after failover: %q", st.Leader)
+	}
+}
+
+func indexOf(s []string, v string) int {
+	for i, x := range s {
+		if x == v {
+			return i
+		}
+	}
+	return -1
+}
