@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -62,6 +63,7 @@ func (is *Issuer) routes() []route {
 		{"POST", "/v1/admin/cluster/remove", is.admin(is.handleRemove)},
 		{"POST", "/v1/admin/cluster/step-down", is.admin(is.handleStepDown)},
 		{"POST", "/v1/internal/apply", http.HandlerFunc(is.handleInternalApply)},
+		{"POST", "/v1/internal/read-index", http.HandlerFunc(is.handleReadIndex)},
 	}
 }
 
@@ -168,6 +170,11 @@ func (is *Issuer) handleKeys(w http.ResponseWriter, r *http.Request) {
 	w.Write(b)
 }
 
+// maxLeaderSilence is how long a follower may go without hearing from the
+// leader and still call itself ready: past it, its view (the policy it
+// mints under) may be arbitrarily stale.
+const maxLeaderSilence = 5 * time.Second
+
 func (is *Issuer) handleReady(w http.ResponseWriter, r *http.Request) {
 	var why []string
 	if !is.booted.Load() {
@@ -175,6 +182,9 @@ func (is *Issuer) handleReady(w http.ResponseWriter, r *http.Request) {
 	}
 	if !is.node.Ready() {
 		why = append(why, "raft not ready")
+	}
+	if st := is.node.Stats(); st.State == "Follower" && !st.LastContact.IsZero() && is.cfg.Now().Sub(st.LastContact) > maxLeaderSilence {
+		why = append(why, "no contact with the leader for "+is.cfg.Now().Sub(st.LastContact).Round(time.Millisecond).String())
 	}
 	if _, _, err := is.state.ActiveKey(); err != nil {
 		why = append(why, "no root key")
@@ -190,6 +200,10 @@ func (is *Issuer) handleReady(w http.ResponseWriter, r *http.Request) {
 }
 
 func (is *Issuer) handleGetPolicy(w http.ResponseWriter, r *http.Request, _ spiffeid.ID) {
+	if err := is.linearize(r.Context()); err != nil {
+		writeProblem(w, http.StatusServiceUnavailable, ProblemUnavailable, "cannot read the current policy", nil)
+		return
+	}
 	version, src, err := is.state.PolicySource()
 	if err != nil {
 		writeProblem(w, http.StatusNotFound, ProblemNotFound, "no policy set", nil)
@@ -249,7 +263,7 @@ func (is *Issuer) handleAudit(w http.ResponseWriter, r *http.Request, _ spiffeid
 		}
 		limit = n
 	}
-	if err := is.node.Barrier(r.Context()); err != nil {
+	if err := is.linearize(r.Context()); err != nil {
 		writeProblem(w, http.StatusServiceUnavailable, ProblemUnavailable, "cannot read a linearizable audit view", nil)
 		return
 	}

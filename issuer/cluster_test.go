@@ -3,6 +3,7 @@ package issuer_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"testing"
@@ -189,5 +190,48 @@ func TestThreeNodeIssuer(t *testing.T) {
 	rejoin, _ := json.Marshal(issuer.JoinRequest{NodeID: "writ-1", RaftAddr: n1.is.RaftAddr(), APIAddr: n1.is.Addr()})
 	if r, _ = f.at(leader.url).do(admin, http.MethodPost, "/v1/admin/cluster/join", rejoin, nil); r.status != 409 {
 		t.Fatalf("rejoin of a removed id: got %d, want 409", r.status)
+	}
+}
+
+// TestFollowerReadsAreLinearizable: a policy written through the leader is
+// what an admin reads at a follower immediately after, and the internal
+// endpoints admit issuer nodes only.
+func TestFollowerReadsAreLinearizable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a two-node cluster")
+	}
+	f := newFixture(t)
+	f.stop()
+	admin := f.client(f.svid(adminID))
+	n1 := startMember(t, f, "writ-1", true)
+	waitFor(t, "writ-1 ready", func() bool {
+		r, err := f.at(n1.url).do(f.client(nil), http.MethodGet, "/readyz", nil, nil)
+		return err == nil && r.status == 200
+	})
+	n2 := startMember(t, f, "writ-2", false)
+	body, _ := json.Marshal(issuer.JoinRequest{NodeID: "writ-2", RaftAddr: n2.is.RaftAddr(), APIAddr: n2.is.Addr()})
+	if r, err := f.at(n1.url).do(admin, http.MethodPost, "/v1/admin/cluster/join", body, nil); err != nil || r.status != 200 {
+		t.Fatalf("join: %v %d %s", err, r.status, r.body)
+	}
+	for i := 0; i < 20; i++ {
+		src := fmt.Sprintf("%s  # revision %d\n", testPolicy, i)
+		r, err := f.at(n1.url).do(admin, http.MethodPut, "/v1/admin/policy", []byte(src), nil)
+		if err != nil || r.status != 200 {
+			t.Fatalf("put: %v %d", err, r.status)
+		}
+		r, err = f.at(n2.url).do(admin, http.MethodGet, "/v1/admin/policy", nil, nil)
+		if err != nil || r.status != 200 || string(r.body) != src {
+			t.Fatalf("read %d at the follower right after the write: got %d %q, want the new source", i, r.status, r.body)
+		}
+	}
+	for _, path := range []string{"/v1/internal/apply", "/v1/internal/read-index"} {
+		r, err := f.at(n1.url).do(f.client(f.svid(supportID)), http.MethodPost, path, []byte(`{}`), nil)
+		if err != nil || r.status != 403 {
+			t.Errorf("agent at %s: got %d, want 403", path, r.status)
+		}
+		r, _ = f.at(n1.url).do(f.client(nil), http.MethodPost, path, []byte(`{}`), nil)
+		if r.status != 401 {
+			t.Errorf("no certificate at %s: got %d, want 401", path, r.status)
+		}
 	}
 }

@@ -127,17 +127,7 @@ func (f *forwarder) applyOnce(ctx context.Context, cmd []byte) (any, error) {
 // ID, as on the raft transport) may call it; the command is decoded
 // strictly before it is proposed.
 func (is *Issuer) handleInternalApply(w http.ResponseWriter, r *http.Request) {
-	id, ok, f := is.peerID(r)
-	switch {
-	case f != nil:
-		writeProblem(w, http.StatusUnauthorized, ProblemUnauthenticated, f.String(), nil)
-		return
-	case !ok:
-		writeProblem(w, http.StatusUnauthorized, ProblemUnauthenticated, "issuer node X.509-SVID required", nil)
-		return
-	case id != is.id:
-		is.log.Warn("internal endpoint refused", "caller", id.String())
-		writeProblem(w, http.StatusForbidden, ProblemForbidden, "issuer nodes only", nil)
+	if !is.internalCaller(w, r) {
 		return
 	}
 	body, err := readLimited(w, r, int64(cluster.DefaultConfig().MaxCommandBytes))
@@ -191,4 +181,114 @@ func (is *Issuer) advertiseAPI() string {
 		return is.cfg.AdvertiseAPIAddr
 	}
 	return is.Addr()
+}
+
+// linearizeTimeout bounds a linearizable read: without a reachable
+// leader the read fails rather than answering from a stale view.
+const linearizeTimeout = 5 * time.Second
+
+// readIndex is the answer of POST /v1/internal/read-index.
+type readIndex struct {
+	Index uint64 `json:"index"`
+}
+
+// linearize makes the next local read reflect every write committed
+// before it was called. On the leader that is a raft barrier; on a
+// follower it asks the leader for an index at which all committed writes
+// are applied (the leader runs the barrier) and waits until this node has
+// applied up to it.
+func (is *Issuer) linearize(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, linearizeTimeout)
+	defer cancel()
+	for delay := 10 * time.Millisecond; ; delay = min(2*delay, 200*time.Millisecond) {
+		idx, err := is.fwd.readIndex(ctx)
+		if err == nil {
+			for is.state.Applied() < idx {
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(2 * time.Millisecond):
+				}
+			}
+			return nil
+		}
+		if !retryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
+		case <-time.After(delay):
+		}
+	}
+}
+
+func (f *forwarder) readIndex(ctx context.Context) (uint64, error) {
+	if f.node.IsLeader() {
+		if err := f.node.Barrier(ctx); err != nil {
+			return 0, err
+		}
+		return f.is.state.Applied(), nil
+	}
+	leader, _ := f.node.Leader()
+	if leader == "" {
+		return 0, &cluster.NotLeaderError{}
+	}
+	rec, ok := f.is.state.Node(leader)
+	if !ok || rec.APIAddr == "" || rec.Removed {
+		return 0, errNoLeaderAddr
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+rec.APIAddr+"/v1/internal/read-index", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("%w %s: %v", errForward, leader, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("%w %s: read index answered %s", errForward, leader, resp.Status)
+	}
+	var ri readIndex
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&ri); err != nil {
+		return 0, fmt.Errorf("%w %s: read index: %v", errForward, leader, err)
+	}
+	return ri.Index, nil
+}
+
+// handleReadIndex serves POST /v1/internal/read-index (issuer nodes only):
+// the leader confirms it still leads and has applied every committed
+// entry (raft barrier), and answers its applied index.
+func (is *Issuer) handleReadIndex(w http.ResponseWriter, r *http.Request) {
+	if !is.internalCaller(w, r) {
+		return
+	}
+	if !is.node.IsLeader() {
+		writeProblem(w, http.StatusServiceUnavailable, ProblemUnavailable, "not the leader", nil)
+		return
+	}
+	if err := is.node.Barrier(r.Context()); err != nil {
+		writeProblem(w, http.StatusServiceUnavailable, ProblemUnavailable, "barrier: "+err.Error(), nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, &readIndex{Index: is.state.Applied()})
+}
+
+// internalCaller admits issuer nodes only (the issuer's own SPIFFE ID).
+func (is *Issuer) internalCaller(w http.ResponseWriter, r *http.Request) bool {
+	id, ok, f := is.peerID(r)
+	switch {
+	case f != nil:
+		writeProblem(w, http.StatusUnauthorized, ProblemUnauthenticated, f.String(), nil)
+		return false
+	case !ok:
+		writeProblem(w, http.StatusUnauthorized, ProblemUnauthenticated, "issuer node X.509-SVID required", nil)
+		return false
+	case id != is.id:
+		is.log.Warn("internal endpoint refused", "caller", id.String(), "path", r.URL.Path)
+		writeProblem(w, http.StatusForbidden, ProblemForbidden, "issuer nodes only", nil)
+		return false
+	}
+	return true
 }
