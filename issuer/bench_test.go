@@ -2,13 +2,18 @@ package issuer_test
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/writ-dev/writ/issuer"
 )
 
 // BenchmarkMintHTTP measures tokens minted through the HTTP API of one
@@ -112,3 +117,94 @@ func BenchmarkMintByCredential(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMintCluster compares mint throughput of one node with a
+// three-node cluster in the same run (all nodes share this machine's
+// cores and disk). clients=all-nodes spreads clients over the three nodes,
+// so two thirds of the audit batches are forwarded to the leader;
+// clients=leader-only sends all to the leader, isolating the cost of
+// replication from the cost of forwarding. It also
+// reports the latency of policy writes (PUT /v1/admin/policy) sent to a
+// follower.
+func BenchmarkMintCluster(b *testing.B) {
+	for _, bc := range []struct {
+		nodes      int
+		leaderOnly bool
+	}{{1, false}, {3, false}, {3, true}} {
+		name := fmt.Sprintf("nodes=%d/clients=all-nodes", bc.nodes)
+		if bc.leaderOnly {
+			name = fmt.Sprintf("nodes=%d/clients=leader-only", bc.nodes)
+		}
+		nodes := bc.nodes
+		b.Run(name, func(b *testing.B) {
+			f := newFixture(b)
+			f.stop()
+			members := []*member{startMember(b, f, "writ-1", true)}
+			waitFor(b, "writ-1 ready", func() bool { return memberReady(f, members[0]) })
+			admin := f.client(f.svid(adminID))
+			for i := 2; i <= nodes; i++ {
+				m := startMember(b, f, fmt.Sprintf("writ-%d", i), false)
+				body, _ := json.Marshal(issuer.JoinRequest{NodeID: m.id, RaftAddr: m.is.RaftAddr(), APIAddr: m.is.Addr()})
+				if r, err := f.at(members[0].url).do(admin, http.MethodPost, "/v1/admin/cluster/join", body, nil); err != nil || r.status != 200 {
+					b.Fatalf("join: %v %d", err, r.status)
+				}
+				members = append(members, m)
+			}
+			for _, m := range members {
+				waitFor(b, m.id+" ready", func() bool { return memberReady(f, m) })
+			}
+			clients := make([]*http.Client, len(members))
+			for i := range members {
+				clients[i] = f.client(f.svid(supportID))
+			}
+			body := []byte(`{"rights":["crm/contacts:read","crm/notes/*:read"],"ttl":"5m"}`)
+			var next atomic.Int64
+			b.SetParallelism(clusterBenchParallelism)
+			b.ResetTimer()
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				i := int(next.Add(1)) % len(members)
+				if bc.leaderOnly {
+					i = 0
+				}
+				c, url := clients[i], members[i].url
+				for pb.Next() {
+					resp, err := c.Post(url+"/v1/token", "application/json", bytes.NewReader(body))
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						b.Errorf("status %d", resp.StatusCode)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "tokens/s")
+			b.StopTimer()
+			// Policy writes at the last node (a follower when nodes > 1).
+			var lat []time.Duration
+			for i := 0; i < 100; i++ {
+				t0 := time.Now()
+				r, err := f.at(members[len(members)-1].url).do(admin, http.MethodPut, "/v1/admin/policy", []byte(fmt.Sprintf("%s  # %d\n", testPolicy, i)), nil)
+				if err != nil || r.status != 200 {
+					b.Fatalf("policy write: %v %d", err, r.status)
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "policy-p50-µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "policy-p99-µs")
+		})
+	}
+}
+
+func memberReady(f *fixture, m *member) bool {
+	r, err := f.at(m.url).do(f.client(nil), http.MethodGet, "/readyz", nil, nil)
+	return err == nil && r.status == 200
+}
+
+// clusterBenchParallelism × GOMAXPROCS clients mint in BenchmarkMintCluster.
+var clusterBenchParallelism = 16

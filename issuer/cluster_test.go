@@ -26,7 +26,7 @@ type member struct {
 	done   chan error
 }
 
-func (m *member) stop(t *testing.T) {
+func (m *member) stop(t testing.TB) {
 	if m.cancel == nil {
 		return
 	}
@@ -38,7 +38,7 @@ func (m *member) stop(t *testing.T) {
 }
 
 // startMember starts an issuer node sharing f's CA, KEK and identity.
-func startMember(t *testing.T, f *fixture, id string, bootstrap bool) *member {
+func startMember(t testing.TB, f *fixture, id string, bootstrap bool) *member {
 	t.Helper()
 	svid, err := f.ca.IssueSVID(issuerID, time.Now(), time.Hour, pki.WithIP(netip.MustParseAddr("127.0.0.1")))
 	if err != nil {
@@ -63,7 +63,7 @@ func startMember(t *testing.T, f *fixture, id string, bootstrap bool) *member {
 	return m
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
