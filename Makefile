@@ -45,7 +45,8 @@ test-spire: spire build ## Run the tests against a real SPIRE deployment (they f
 
 .PHONY: bench
 bench: ## Run the benchmarks named in the README (ratios from one run)
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./verifier/ ./issuer/... ./attenuation/ ./cluster/
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./verifier/ ./issuer/... ./attenuation/ ./cluster/ ./internal/credential/
+	$(GO) test -run '^$$' -bench Failover -benchtime 10x ./cmd/writ/
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each

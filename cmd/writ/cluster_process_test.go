@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -170,4 +171,102 @@ func indexOf(s []string, v string) int {
 		}
 	}
 	return -1
+}
+
+// BenchmarkFailover kills the leader of a three-process cluster with
+// SIGKILL b.N times and reports the time from the kill to the next
+// acknowledged write (a mint, whose audit record must commit) at a
+// surviving node: p50 and max. The killed node is restarted on its data
+// directory between trials. Run with -benchtime 10x for the 10 trials the
+// failover target names.
+func BenchmarkFailover(b *testing.B) {
+	dir := b.TempDir()
+	bin := filepath.Join(dir, "writ")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	dev := filepath.Join(dir, "dev")
+	if err := prepareDevDir(dev, "127.0.0.1:0", "127.0.0.1:0", time.Now()); err != nil {
+		b.Fatal(err)
+	}
+	type node struct {
+		id, api, raft string
+		cmd           *exec.Cmd
+	}
+	nodes := map[string]*node{}
+	start := func(n *node, bootstrap bool) {
+		args := []string{"server", "--config", filepath.Join(dev, "server.yaml"), "--node-id", n.id, "--listen", n.api,
+			"--raft-listen", n.raft, "--data-dir", filepath.Join(dev, n.id)}
+		if !bootstrap {
+			args = append(args, "--no-bootstrap")
+		}
+		n.cmd = exec.Command(bin, args...)
+		if err := n.cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Cleanup(func() {
+		for _, n := range nodes {
+			if n.cmd != nil {
+				n.cmd.Process.Kill()
+				n.cmd.Wait()
+			}
+		}
+	})
+	admin := []string{"--bundle", filepath.Join(dev, "ca", "ca.pem"), "--svid", filepath.Join(dev, "svids", "admin.pem"), "--svid-key", filepath.Join(dev, "svids", "admin-key.pem")}
+	cli := func(timeout time.Duration, args ...string) (string, error) {
+		deadline := time.Now().Add(timeout)
+		for {
+			out, err := exec.Command(bin, args...).Output()
+			if err == nil || time.Now().After(deadline) {
+				return string(out), err
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	for i, id := range []string{"writ-1", "writ-2", "writ-3"} {
+		n := &node{id: id, api: freeAddr(b), raft: freeAddr(b)}
+		nodes[id] = n
+		start(n, i == 0)
+		if i > 0 {
+			if _, err := cli(30*time.Second, append([]string{"cluster", "join", "--server", "https://" + nodes["writ-1"].api,
+				"--node-id", id, "--raft-addr", n.raft, "--api-addr", n.api}, admin...)...); err != nil {
+				b.Fatalf("join %s: %v", id, err)
+			}
+		}
+	}
+	mint := []string{"token", "mint", "--bundle", filepath.Join(dev, "ca", "ca.pem"), "--svid", filepath.Join(dev, "svids", "support.pem"),
+		"--svid-key", filepath.Join(dev, "svids", "support-key.pem"), "--right", "crm/contacts:read"}
+	var times []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		out, err := cli(30*time.Second, append([]string{"cluster", "status", "--server", "https://" + nodes["writ-1"].api}, admin...)...)
+		var st issuer.ClusterStatus
+		if err != nil || json.Unmarshal([]byte(out), &st) != nil || nodes[st.Leader] == nil || st.Voters != 3 {
+			b.Fatalf("status before trial %d: %v %s", i, err, out)
+		}
+		dead := nodes[st.Leader]
+		var alive *node
+		for _, n := range nodes {
+			if n != dead {
+				alive = n
+			}
+		}
+		dead.cmd.Process.Signal(syscall.SIGKILL)
+		killed := time.Now()
+		dead.cmd.Wait()
+		if _, err := cli(30*time.Second, append(mint, "--server", "https://"+alive.api)...); err != nil {
+			b.Fatalf("trial %d: no mint after the kill: %v", i, err)
+		}
+		times = append(times, time.Since(killed))
+		b.StopTimer()
+		start(dead, false) // back on its data directory, as a follower
+		if _, err := cli(30*time.Second, append(mint, "--server", "https://"+dead.api)...); err != nil {
+			b.Fatalf("trial %d: restarted %s does not serve: %v", i, dead.id, err)
+		}
+		b.StartTimer()
+	}
+	slices.Sort(times)
+	b.ReportMetric(float64(times[len(times)/2].Milliseconds()), "p50-ms")
+	b.ReportMetric(float64(times[len(times)-1].Milliseconds()), "max-ms")
 }

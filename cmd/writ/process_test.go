@@ -161,7 +161,7 @@ func TestKillNineLosesNoAcknowledgedToken(t *testing.T) {
 	t.Logf("%d tokens acknowledged before SIGKILL, %d audit records after restart, all present", len(acked), len(recs))
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
