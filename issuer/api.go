@@ -64,6 +64,7 @@ func (is *Issuer) routes() []route {
 		{"POST", "/v1/admin/cluster/step-down", is.admin(is.handleStepDown)},
 		{"POST", "/v1/internal/apply", http.HandlerFunc(is.handleInternalApply)},
 		{"POST", "/v1/internal/read-index", http.HandlerFunc(is.handleReadIndex)},
+		{"GET", "/v1/internal/status", http.HandlerFunc(is.handleInternalStatus)},
 	}
 }
 
@@ -176,6 +177,15 @@ func (is *Issuer) handleKeys(w http.ResponseWriter, r *http.Request) {
 const maxLeaderSilence = 5 * time.Second
 
 func (is *Issuer) handleReady(w http.ResponseWriter, r *http.Request) {
+	if why := is.notReady(); len(why) > 0 {
+		writeProblem(w, http.StatusServiceUnavailable, ProblemUnavailable, strings.Join(why, "; "), nil)
+		return
+	}
+	w.Write([]byte("ready\n"))
+}
+
+// notReady lists why this node should not take traffic; empty when ready.
+func (is *Issuer) notReady() []string {
 	var why []string
 	if !is.booted.Load() {
 		why = append(why, "starting")
@@ -192,11 +202,7 @@ func (is *Issuer) handleReady(w http.ResponseWriter, r *http.Request) {
 	if _, err := is.state.Policy(); err != nil {
 		why = append(why, "no policy")
 	}
-	if len(why) > 0 {
-		writeProblem(w, http.StatusServiceUnavailable, ProblemUnavailable, strings.Join(why, "; "), nil)
-		return
-	}
-	w.Write([]byte("ready\n"))
+	return why
 }
 
 func (is *Issuer) handleGetPolicy(w http.ResponseWriter, r *http.Request, _ spiffeid.ID) {

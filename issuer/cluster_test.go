@@ -130,6 +130,11 @@ func TestThreeNodeIssuer(t *testing.T) {
 	if err := json.Unmarshal(r.body, &st); err != nil || st.Voters != 3 || st.FailureTolerance != 1 || st.Leader != "writ-1" {
 		t.Fatalf("status at writ-3: %v %+v", err, st)
 	}
+	for _, n := range st.Servers {
+		if !n.Reachable || n.Self == nil || !n.Self.Ready || (n.Self.State == "Leader") != (n.ID == "writ-1") || n.Self.Term != st.Term {
+			t.Errorf("status of %s as seen from writ-3: %+v %+v", n.ID, n, n.Self)
+		}
+	}
 
 	// The leader dies; the others elect a new one and keep minting.
 	n1.stop(t)
@@ -177,6 +182,11 @@ func TestThreeNodeIssuer(t *testing.T) {
 	r, _ = f.at(n2.url).do(admin, http.MethodGet, "/v1/admin/cluster", nil, nil)
 	if err := json.Unmarshal(r.body, &st); err != nil {
 		t.Fatal(err)
+	}
+	for _, n := range st.Servers {
+		if n.ID == "writ-1" && n.Reachable {
+			t.Errorf("the stopped writ-1 is reported reachable")
+		}
 	}
 	leader := map[string]*member{"writ-2": n2, "writ-3": n3}[st.Leader]
 	if leader == nil {

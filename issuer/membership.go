@@ -2,9 +2,12 @@ package issuer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -41,12 +44,72 @@ type ClusterStatus struct {
 }
 
 // ClusterNode is one raft member as GET /v1/admin/cluster reports it.
+// The answering node asks every member for its own view
+// (/v1/internal/status); Reachable is false, and the rest empty, for a
+// member that did not answer within a second.
 type ClusterNode struct {
-	ID       string `json:"id"`
-	RaftAddr string `json:"raft_addr"`
-	APIAddr  string `json:"api_addr,omitempty"`
-	Voter    bool   `json:"voter"`
-	Leader   bool   `json:"leader"`
+	ID        string     `json:"id"`
+	RaftAddr  string     `json:"raft_addr"`
+	APIAddr   string     `json:"api_addr,omitempty"`
+	Voter     bool       `json:"voter"`
+	Leader    bool       `json:"leader"`
+	Reachable bool       `json:"reachable"`
+	Self      *NodeStats `json:"self,omitempty"`
+}
+
+// NodeStats is a node's own raft view: GET /v1/internal/status.
+type NodeStats struct {
+	State        string     `json:"state"`
+	Term         uint64     `json:"term"`
+	CommitIndex  uint64     `json:"commit_index"`
+	AppliedIndex uint64     `json:"applied_index"`
+	LastContact  *time.Time `json:"last_contact,omitempty"`
+	Ready        bool       `json:"ready"`
+}
+
+func (is *Issuer) nodeStats() NodeStats {
+	st := is.node.Stats()
+	out := NodeStats{State: st.State, Term: st.Term, CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex,
+		Ready: len(is.notReady()) == 0}
+	if !st.LastContact.IsZero() {
+		lc := st.LastContact.UTC()
+		out.LastContact = &lc
+	}
+	return out
+}
+
+// handleInternalStatus serves GET /v1/internal/status (issuer nodes only).
+func (is *Issuer) handleInternalStatus(w http.ResponseWriter, r *http.Request) {
+	if !is.internalCaller(w, r) {
+		return
+	}
+	st := is.nodeStats()
+	writeJSON(w, http.StatusOK, &st)
+}
+
+// memberStats asks a member for its own view; nil if it does not answer.
+func (is *Issuer) memberStats(ctx context.Context, id, apiAddr string) *NodeStats {
+	if id == is.cfg.NodeID {
+		st := is.nodeStats()
+		return &st
+	}
+	if apiAddr == "" {
+		return nil
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+apiAddr+"/v1/internal/status", nil)
+	if err != nil {
+		return nil
+	}
+	resp, err := is.fwd.client.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var st NodeStats
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&st) != nil {
+		return nil
+	}
+	return &st
 }
 
 // leaderOnly answers 503 not_leader (with the leader's API address, so a
@@ -188,14 +251,25 @@ func (is *Issuer) writeStatus(w http.ResponseWriter, r *http.Request) {
 		out.LastContact = &lc
 	}
 	member := map[string]bool{}
-	for _, s := range servers {
+	out.Servers = make([]ClusterNode, len(servers))
+	pctx, pcancel := context.WithTimeout(ctx, time.Second)
+	defer pcancel()
+	var wg sync.WaitGroup
+	for i, s := range servers {
 		rec, _ := is.state.Node(s.ID)
-		out.Servers = append(out.Servers, ClusterNode{ID: s.ID, RaftAddr: s.Addr, APIAddr: rec.APIAddr, Voter: s.Voter, Leader: s.ID == leader})
+		out.Servers[i] = ClusterNode{ID: s.ID, RaftAddr: s.Addr, APIAddr: rec.APIAddr, Voter: s.Voter, Leader: s.ID == leader}
 		member[s.ID] = true
 		if s.Voter {
 			out.Voters++
 		}
+		wg.Add(1)
+		go func(n *ClusterNode) {
+			defer wg.Done()
+			n.Self = is.memberStats(pctx, n.ID, n.APIAddr)
+			n.Reachable = n.Self != nil
+		}(&out.Servers[i])
 	}
+	wg.Wait()
 	for _, n := range is.state.Nodes() {
 		if n.Removed && !member[n.ID] {
 			out.Removed = append(out.Removed, n.ID)
