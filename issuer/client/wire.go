@@ -47,6 +47,9 @@ type problemBody struct {
 	Detail        string        `json:"detail"`
 	Denied        []DeniedRight `json:"denied"`
 	PolicyVersion string        `json:"policy_version"`
+	// Leader is set on not_leader answers of the admin membership
+	// endpoints, which agents never call; decoded for parity only.
+	Leader string `json:"leader"`
 }
 
 // requestBody encodes the token request of cfg.
