@@ -3,6 +3,7 @@ GO            ?= go
 STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME      ?= 30s
 BENCHTIME     ?= 1s
+CHAOS_DURATION ?= 2m
 DEVDIR        ?= .writ-dev
 BIN           := bin/writ
 SPIRE_DIR     := internal/tools/spire
@@ -42,6 +43,10 @@ $(SPIRE_BIN)/spire-%: $(SPIRE_DIR)/go.mod $(SPIRE_DIR)/go.sum
 test-spire: spire build ## Run the tests against a real SPIRE deployment (they fail, not skip, here)
 	WRIT_SPIRE_BIN=$(abspath $(SPIRE_BIN)) $(GO) test -race -count=1 -timeout 15m \
 	  $$($(GO) list -f '{{.ImportPath}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... | awk '/internal\/spiretest/ {print $$1}')
+
+.PHONY: test-chaos
+test-chaos: ## Long randomized fault run on a 5-node cluster (CHAOS_DURATION, default 2m; seed logged, WRIT_CHAOS_SEED replays)
+	WRIT_CHAOS=1 WRIT_CHAOS_DURATION=$(CHAOS_DURATION) $(GO) test -race -count=1 -run '^TestChaos$$' -timeout 60m -v ./cluster/
 
 .PHONY: bench
 bench: ## Run the benchmarks named in the README (ratios from one run)

@@ -84,6 +84,20 @@ type Config struct {
 	// Logger receives raft's, the transport's and pebble's messages; nil
 	// discards them.
 	Logger *slog.Logger
+
+	// DialHook, when not nil, intercepts every outbound raft connection;
+	// see DialHook for what it may and may not do. It is for
+	// fault-injection tests (package clustertest) and must stay nil in
+	// production, where the transport dials directly and the hook costs
+	// one nil check per new connection.
+	DialHook DialHook
+
+	// OnLeaderChange, when not nil, is called synchronously on raft's main
+	// goroutine each time this node's view of the leader changes. Raft
+	// waits for it, so it must return quickly, must not block and must not
+	// call the Node. A change while New is still starting raft may be
+	// missed. Tests use it to check that no two nodes lead in one term.
+	OnLeaderChange func(LeaderChange)
 }
 
 // DefaultConfig returns the defaults: timeouts tuned for loopback and a

@@ -84,4 +84,24 @@
 // BindAddr, then call AddVoter(ctx, id, addr) on the leader for each.
 // Node addresses are recorded in the replicated configuration, so nodes of
 // a multi-node cluster need stable addresses across restarts.
+//
+// # Fault injection and testing
+//
+// Config.DialHook lets a test intercept the raft transport's outbound
+// connections; package clustertest uses it to kill, partition (also one
+// way) and heal nodes of an in-process cluster, and fault_test.go checks
+// that no acknowledged command is lost, all FSMs end identical and no term
+// has two leaders (TestChaos, with WRIT_CHAOS=1, runs longer random
+// faults). The hook is nil in production, where it costs one nil check
+// per new connection, and it cannot weaken authentication: the connection
+// it returns must wrap the mutually authenticated TLS connection the
+// transport dialled. Config.OnLeaderChange reports each leader change with
+// its term.
+//
+// Two raft v1.8.0 defects are worked around here, both found by those
+// tests: pipelined replication can deadlock after a follower rejects an
+// AppendEntries (stalling replication to it and hanging Close), so it is
+// turned off; and raft drops the futures of commands still queued for the
+// FSM when it shuts down, so Node answers them with ErrShutdown rather
+// than letting Apply or its waiting goroutine hang.
 package cluster

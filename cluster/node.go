@@ -17,6 +17,18 @@ import (
 // if raft dropped the observation.
 const leaderPollInterval = 50 * time.Millisecond
 
+// transportMaxRPCsInFlight is 1 to turn off raft's pipelined replication,
+// which deadlocks in raft v1.8.0: when a follower rejects a pipelined
+// AppendEntries, the pipeline's decoder goroutine exits while the sender
+// may still pick a ready trigger over the finish signal and block forever
+// handing the next request to the (unbuffered, with the default of 2)
+// in-flight channel. Replication to that follower then stops for good
+// while heartbeats continue, and the leader's Shutdown waits for the stuck
+// goroutine forever. The fault tests (fault_test.go) hit this within
+// seconds. Without pipelining each follower has one AppendEntries of up
+// to maxAppendEntries entries in flight.
+const transportMaxRPCsInFlight = 1
+
 // Node is one raft server: a pebble log and stable store under
 // Config.DataDir, file snapshots, a mutual-TLS TCP transport and the FSM.
 // It is live as soon as New returns. Tie its lifetime to a context with
@@ -38,6 +50,7 @@ type Node struct {
 
 	done        chan struct{} // closed by Close
 	raftStopped chan struct{} // closed when raft reaches Shutdown state
+	raftDown    chan struct{} // closed by Close once raft has shut down
 	stopOnce    sync.Once
 	wg          sync.WaitGroup
 
@@ -63,6 +76,7 @@ func New(cfg Config, fsm FSM) (*Node, error) {
 		leaderChanged: make(chan struct{}),
 		done:          make(chan struct{}),
 		raftStopped:   make(chan struct{}),
+		raftDown:      make(chan struct{}),
 	}
 	if err := n.open(fsm); err != nil {
 		n.closeResources()
@@ -70,8 +84,16 @@ func New(cfg Config, fsm FSM) (*Node, error) {
 	}
 	n.obsCh = make(chan raft.Observation, 16)
 	n.observer = raft.NewObserver(n.obsCh, false, func(o *raft.Observation) bool {
-		switch o.Data.(type) {
-		case raft.LeaderObservation, raft.RaftState:
+		switch d := o.Data.(type) {
+		case raft.LeaderObservation:
+			// The filter runs on raft's main goroutine, which is also the
+			// only one that changes the term: the term read here is the
+			// one the leader was seen in.
+			if cfg.OnLeaderChange != nil {
+				cfg.OnLeaderChange(LeaderChange{Term: o.Raft.CurrentTerm(), LeaderID: string(d.LeaderID)})
+			}
+			return true
+		case raft.RaftState:
 			return true
 		}
 		return false
@@ -109,11 +131,13 @@ func (n *Node) open(fsm FSM) error {
 		return err
 	}
 	n.layer = layer
+	layer.dialHook = cfg.DialHook
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  layer,
-		MaxPool: transportPoolSize,
-		Timeout: transportTimeout,
-		Logger:  newHCLog(n.log, "raft-net"),
+		Stream:          layer,
+		MaxPool:         transportPoolSize,
+		MaxRPCsInFlight: transportMaxRPCsInFlight,
+		Timeout:         transportTimeout,
+		Logger:          newHCLog(n.log, "raft-net"),
 	})
 
 	logs, err := raft.NewLogCache(logCacheEntries, store.Logs())
@@ -238,6 +262,7 @@ func (n *Node) Close() error {
 			n.raft.DeregisterObserver(n.observer)
 		}
 		n.closeErr = n.closeResources()
+		close(n.raftDown)
 	})
 	return n.closeErr
 }
@@ -296,7 +321,8 @@ func (n *Node) Addr() string { return string(n.trans.LocalAddr()) }
 // ErrTimeout, or the ctx error (context.Canceled, or
 // context.DeadlineExceeded together with ErrTimeout) when the outcome is
 // unknown: the command may still be applied, so commands that must not
-// apply twice need an idempotency key.
+// apply twice need an idempotency key. ErrShutdown for a command in
+// flight when the node closes also leaves its outcome unknown.
 //
 // Apply takes ownership of cmd: the caller must not modify it afterwards.
 func (n *Node) Apply(ctx context.Context, cmd []byte) (any, error) {
@@ -472,9 +498,9 @@ func (n *Node) Stats() Stats {
 
 // await starts a raft operation and waits for its future or ctx. The
 // enqueue timeout given to start is the time left until ctx's deadline
-// (0, meaning none, without a deadline). A raft future always resolves —
-// at the latest when raft shuts down — so the waiting goroutine never
-// outlives Close.
+// (0, meaning none, without a deadline). Every future resolves at the
+// latest when Close has shut raft down (bindShutdown sees to the ones raft
+// itself would drop), so the waiting goroutine never outlives Close.
 func (n *Node) await(ctx context.Context, op string, start func(timeout time.Duration) raft.Future) (raft.Future, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, ctxError(op, err)
@@ -497,16 +523,29 @@ func (n *Node) await(ctx context.Context, op string, start func(timeout time.Dur
 	go func() {
 		defer close(done)
 		f = start(timeout)
+		bindShutdown(f, n.raftDown)
 		ferr = f.Error()
 	}()
-	select {
-	case <-done:
+	result := func() (raft.Future, error) {
 		if ferr != nil {
 			return nil, n.mapError(op, ferr)
 		}
 		return f, nil
+	}
+	select {
+	case <-done:
+		return result()
 	case <-ctx.Done():
 		return nil, ctxError(op, ctx.Err())
+	case <-n.raftDown:
+		// Raft is gone; a future it dropped would never resolve (see
+		// bindShutdown). The outcome is unknown.
+		select {
+		case <-done:
+			return result()
+		default:
+			return nil, fmt.Errorf("cluster: %s: %w", op, ErrShutdown)
+		}
 	}
 }
 

@@ -41,6 +41,10 @@ type tlsStreamLayer struct {
 	conns  map[net.Conn]struct{} // inbound connections not yet closed
 	closed bool
 	wg     sync.WaitGroup
+
+	// dialHook is Config.DialHook (nil in production). It is set before
+	// raft starts and never changed.
+	dialHook DialHook
 }
 
 var _ raft.StreamLayer = (*tlsStreamLayer)(nil)
@@ -222,12 +226,22 @@ func (s *tlsStreamLayer) Close() error {
 func (s *tlsStreamLayer) Addr() net.Addr { return s.advertise }
 
 // Dial connects to a peer and completes the TLS handshake (the peer's
-// certificate is verified by ClientTLS) within timeout.
+// certificate is verified by ClientTLS) within timeout. With a DialHook
+// the hook decides whether and when that happens (see DialHook).
 func (s *tlsStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, timeout)
 	defer cancel()
+	if s.dialHook != nil {
+		return dialThroughHook(ctx, s.dialHook, string(address), func(ctx context.Context) (net.Conn, error) {
+			return s.dialTLS(ctx, string(address))
+		})
+	}
+	return s.dialTLS(ctx, string(address))
+}
+
+func (s *tlsStreamLayer) dialTLS(ctx context.Context, address string) (net.Conn, error) {
 	d := tls.Dialer{Config: s.clientTLS}
-	c, err := d.DialContext(ctx, "tcp", string(address))
+	c, err := d.DialContext(ctx, "tcp", address)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: dial %s: %w", address, err)
 	}

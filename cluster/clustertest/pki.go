@@ -8,8 +8,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"math/big"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,6 +120,22 @@ func (ca *CA) NodeTLS(tb testing.TB, name string, peers ...string) (server, clie
 		ids = append(ids, ca.NodeID(tb, p))
 	}
 	auth := tlsconfig.AuthorizeOneOf(ids...)
+	return tlsconfig.MTLSServerConfig(svid, ca.bundle, auth), tlsconfig.MTLSClientConfig(svid, ca.bundle, auth)
+}
+
+// ClusterTLS returns the server and client mTLS configs for the node named
+// name that accept any node of the CA's trust domain — any SPIFFE ID whose
+// path starts with NodePathPrefix — so that nodes can join later without
+// reconfiguring the others.
+func (ca *CA) ClusterTLS(tb testing.TB, name string) (server, client *tls.Config) {
+	tb.Helper()
+	svid := ca.SVID(tb, ca.NodeID(tb, name))
+	auth := tlsconfig.AdaptMatcher(func(id spiffeid.ID) error {
+		if !id.MemberOf(ca.td) || !strings.HasPrefix(id.Path(), NodePathPrefix) {
+			return fmt.Errorf("clustertest: %s is not a node of %s", id, ca.td)
+		}
+		return nil
+	})
 	return tlsconfig.MTLSServerConfig(svid, ca.bundle, auth), tlsconfig.MTLSClientConfig(svid, ca.bundle, auth)
 }
 
