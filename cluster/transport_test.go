@@ -74,6 +74,7 @@ func withALPN(c *tls.Config) *tls.Config {
 func TestTransportRequiresAuthorizedMTLS(t *testing.T) {
 	ca := clustertest.NewCA(t, "writ.test")
 	other := clustertest.NewCA(t, "writ.test") // same trust domain name, different key
+	partner := clustertest.NewCA(t, "partner.test")
 	// The node accepts only its own node ID and n2's.
 	cfg := clustertest.Config(t, ca, "n1", "n2")
 	node := clustertest.Run(t, cfg, &testFSM{})
@@ -94,6 +95,9 @@ func TestTransportRequiresAuthorizedMTLS(t *testing.T) {
 		{"fail/certificate-from-other-ca", withALPN(tlsconfig.MTLSClientConfig(other.SVID(t, n2), ca.Bundle(), verifyServer)), false},
 		{"fail/agent-id-not-a-node", withALPN(tlsconfig.MTLSClientConfig(ca.SVID(t, agentID), ca.Bundle(), verifyServer)), false},
 		{"fail/node-not-in-allow-list", withALPN(tlsconfig.MTLSClientConfig(ca.SVID(t, ca.NodeID(t, "n9")), ca.Bundle(), verifyServer)), false},
+		{"fail/service-id-not-a-node", withALPN(tlsconfig.MTLSClientConfig(ca.SVID(t, spiffeid.RequireFromPath(ca.TrustDomain(), "/services/crm")), ca.Bundle(), verifyServer)), false},
+		{"fail/partner-trust-domain", withALPN(tlsconfig.MTLSClientConfig(partner.SVID(t, partner.NodeID(t, "n2")), ca.Bundle(), verifyServer)), false},
+		{"fail/expired-node-svid", withALPN(tlsconfig.MTLSClientConfig(ca.SVIDValid(t, n2, time.Now().Add(-2*time.Hour), time.Now().Add(-time.Hour)), ca.Bundle(), verifyServer)), false},
 		{"fail/no-raft-alpn", tlsconfig.MTLSClientConfig(ca.SVID(t, n2), ca.Bundle(), verifyServer), false},
 	}
 	for _, tc := range cases {

@@ -82,13 +82,20 @@ func (ca *CA) NodeID(tb testing.TB, name string) spiffeid.ID {
 // SVID issues an X.509-SVID for id, valid for an hour.
 func (ca *CA) SVID(tb testing.TB, id spiffeid.ID) *x509svid.SVID {
 	tb.Helper()
-	key := newKey(tb)
 	now := time.Now()
+	return ca.SVIDValid(tb, id, now.Add(-time.Minute), now.Add(time.Hour))
+}
+
+// SVIDValid issues an X.509-SVID for id valid from notBefore to notAfter
+// (for expired or not-yet-valid certificates).
+func (ca *CA) SVIDValid(tb testing.TB, id spiffeid.ID, notBefore, notAfter time.Time) *x509svid.SVID {
+	tb.Helper()
+	key := newKey(tb)
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial(tb),
 		URIs:                  []*url.URL{id.URL()},
-		NotBefore:             now.Add(-time.Minute),
-		NotAfter:              now.Add(time.Hour),
+		NotBefore:             notBefore,
+		NotAfter:              notAfter,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
