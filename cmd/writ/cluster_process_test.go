@@ -129,19 +129,28 @@ func TestClusterProcesses(t *testing.T) {
 	api := func(id string) string {
 		return ports[map[string]string{"writ-1": "127.0.0.1:8451", "writ-2": "127.0.0.1:8452", "writ-3": "127.0.0.1:8453"}[id]]
 	}
-	st := status("https://" + api("writ-1"))
-	if st.Voters != 2 || len(st.Removed) != 1 {
-		t.Fatalf("after the README: %+v, want 2 voters and writ-3 removed", st)
+	waitStatus := func(server string, ok func(issuer.ClusterStatus) bool) issuer.ClusterStatus {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			st := status(server)
+			if ok(st) {
+				return st
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("status at %s: %+v", server, st)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
+	waitStatus("https://"+api("writ-1"), func(st issuer.ClusterStatus) bool { return st.Voters == 2 && len(st.Removed) == 1 })
 
 	// A fourth node joins, so that the cluster survives losing its leader.
 	n4, r4 := freeAddr(t), freeAddr(t)
 	start([]string{"server", "--config", ".writ-dev/server.yaml", "--node-id", "writ-4", "--listen", n4, "--raft-listen", r4, "--data-dir", ".writ-dev/n4", "--no-bootstrap"})
 	run(append([]string{"cluster", "join", "--server", "https://" + api("writ-2"), "--node-id", "writ-4", "--raft-addr", r4, "--api-addr", n4}, admin...))
-	st = status("https://" + n4)
-	if st.Voters != 3 {
-		t.Fatalf("after joining writ-4: %+v", st)
-	}
+	// writ-4 learns the configuration from the leader shortly after the join.
+	st := waitStatus("https://"+n4, func(st issuer.ClusterStatus) bool { return st.Voters == 3 && st.Leader != "" })
 	leader := st.Leader
 	if err := procs[leader].Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -159,9 +168,7 @@ func TestClusterProcesses(t *testing.T) {
 	if len(strings.TrimSpace(out)) < 100 {
 		t.Fatalf("mint after failover printed %q", out)
 	}
-	if st := status(survivor); st.Leader == leader || st.Leader == "" {
-		t.Fatalf("leader after failover: %q", st.Leader)
-	}
+	waitStatus(survivor, func(st issuer.ClusterStatus) bool { return st.Leader != leader && st.Leader != "" })
 }
 
 func indexOf(s []string, v string) int {
@@ -240,10 +247,15 @@ func BenchmarkFailover(b *testing.B) {
 	var times []time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		out, err := cli(30*time.Second, append([]string{"cluster", "status", "--server", "https://" + nodes["writ-1"].api}, admin...)...)
 		var st issuer.ClusterStatus
-		if err != nil || json.Unmarshal([]byte(out), &st) != nil || nodes[st.Leader] == nil || st.Voters != 3 {
-			b.Fatalf("status before trial %d: %v %s", i, err, out)
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			out, err := cli(30*time.Second, append([]string{"cluster", "status", "--server", "https://" + nodes["writ-1"].api}, admin...)...)
+			if err == nil && json.Unmarshal([]byte(out), &st) == nil && nodes[st.Leader] != nil && st.Voters == 3 {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("status before trial %d: %v %s", i, err, out)
+			}
 		}
 		dead := nodes[st.Leader]
 		var alive *node
