@@ -66,6 +66,9 @@ type view struct {
 	auditSeq  uint64
 	auditHash string
 	nodes     map[string]nodeRecord // replaced, never modified in place
+	// batchIDs: command IDs the ApplyBatch in progress applied (result) or
+	// pruned (nil); guarded by the State's write lock.
+	batchIDs map[string]*storedResult
 }
 
 type signingKey struct {
@@ -259,8 +262,12 @@ func (s *State) ApplyBatch(entries []cluster.Entry) []any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]any, len(entries))
-	b := s.db.NewIndexedBatch()
+	// A plain batch (an indexed one costs ~15 % of mint throughput): reads
+	// go to the committed database, and what this batch changes about
+	// command IDs is tracked in batchIDs.
+	b := s.db.NewBatch()
 	defer b.Close()
+	s.batchIDs = map[string]*storedResult{}
 	last := s.applied
 	for i, e := range entries {
 		if e.Index <= s.applied {
@@ -318,7 +325,12 @@ func (s *State) applyOnce(b *pebble.Batch, index uint64, raw []byte) applyResult
 		return s.applyOne(b, c)
 	}
 	idKey := append(append([]byte{}, kReqID...), c.ID...)
-	if v, ok, err := get(b, idKey); err != nil {
+	if r, inBatch := s.batchIDs[c.ID]; inBatch {
+		if r != nil {
+			return applyResult{seqs: r.Seqs, duplicate: true}
+		}
+		// pruned in this batch: forgotten, apply afresh
+	} else if v, ok, err := get(s.db, idKey); err != nil {
 		return applyResult{err: err}
 	} else if ok {
 		var r storedResult
@@ -330,6 +342,7 @@ func (s *State) applyOnce(b *pebble.Batch, index uint64, raw []byte) applyResult
 	res := s.applyOne(b, c)
 	if res.err == nil {
 		v, _ := json.Marshal(storedResult{Seqs: res.seqs})
+		s.batchIDs[c.ID] = &storedResult{Seqs: res.seqs}
 		b.Set(idKey, v, nil)
 		b.Set(append(binary.BigEndian.AppendUint64(append([]byte{}, kReqIdx...), index), c.ID...), nil, nil)
 	}
@@ -337,18 +350,24 @@ func (s *State) applyOnce(b *pebble.Batch, index uint64, raw []byte) applyResult
 }
 
 // pruneCommandIDs forgets the IDs of commands applied at or before upTo.
+// They are older than the batch in progress, so the committed database
+// holds all of them; each is marked forgotten in batchIDs.
 func (s *State) pruneCommandIDs(b *pebble.Batch, upTo uint64) {
 	hi := binary.BigEndian.AppendUint64(append([]byte{}, kReqIdx...), upTo+1)
-	it, err := b.NewIter(&pebble.IterOptions{LowerBound: kReqIdx, UpperBound: hi})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: kReqIdx, UpperBound: hi})
 	if err != nil {
 		return
 	}
 	defer it.Close()
 	for it.First(); it.Valid(); it.Next() {
 		k := it.Key()
-		id := k[len(kReqIdx)+8:]
+		id := string(k[len(kReqIdx)+8:])
+		if _, done := s.batchIDs[id]; done {
+			continue // pruned (or re-applied) earlier in this batch
+		}
 		b.Delete(append(append([]byte{}, kReqID...), id...), nil)
 		b.Delete(append([]byte{}, k...), nil)
+		s.batchIDs[id] = nil
 	}
 }
 

@@ -253,4 +253,17 @@ func TestCommandIDsApplyOnce(t *testing.T) {
 	if late.err != nil || late.duplicate || late.seqs[0] != 2 {
 		t.Fatalf("after retention: got %+v, want a fresh application", late)
 	}
+	// Within one raft batch: the repeat is a duplicate of the first.
+	cmd2, err := encodeCommand(&command{Type: cmdAuditAppend, Audit: []*AuditRecord{{Time: now, Kind: AuditMint, Caller: "spiffe://a/c"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := s.ApplyBatch([]cluster.Entry{{Index: 3 + commandIDRetention, Cmd: cmd2}, {Index: 4 + commandIDRetention, Cmd: cmd2}})
+	a, b := res[0].(applyResult), res[1].(applyResult)
+	if a.duplicate || !b.duplicate || len(b.seqs) != 1 || b.seqs[0] != a.seqs[0] {
+		t.Fatalf("same batch: got %+v then %+v, want one application and its duplicate", a, b)
+	}
+	if seq, _ := s.AuditHead(); seq != 3 {
+		t.Fatalf("audit head: got %d, want 3", seq)
+	}
 }
