@@ -188,19 +188,31 @@ func (is *Issuer) authenticate(r *http.Request, jwt string) (spiffeid.ID, string
 // here: an admin's JWT-SVID can be replayed by whoever it was shown to.
 func (is *Issuer) admin(h func(http.ResponseWriter, *http.Request, spiffeid.ID)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		id, ok, f := is.peerID(r)
-		switch {
-		case f != nil:
-			writeProblem(w, http.StatusUnauthorized, ProblemUnauthenticated, f.String(), nil)
-			return
-		case !ok:
-			writeProblem(w, http.StatusUnauthorized, ProblemUnauthenticated, "admin endpoints require an admin X.509-SVID as TLS client certificate", nil)
-			return
-		case !is.admins[id]:
-			is.log.Warn("admin endpoint refused", "caller", id.String(), "path", r.URL.Path)
-			writeProblem(w, http.StatusForbidden, ProblemForbidden, "admin SVID required", nil)
-			return
+		id, ok := is.requirePeer(w, r, func(id spiffeid.ID) bool { return is.admins[id] },
+			"admin endpoints require an admin X.509-SVID as TLS client certificate", "admin SVID required")
+		if ok {
+			h(w, r, id)
 		}
-		h(w, r, id)
 	}
+}
+
+// requirePeer admits a request whose TLS client certificate is a verified
+// X.509-SVID that allowed accepts; otherwise it answers 401 (none, or one
+// that no longer verifies: missing says what to present) or 403 (refused)
+// and returns false.
+func (is *Issuer) requirePeer(w http.ResponseWriter, r *http.Request, allowed func(spiffeid.ID) bool, missing, refused string) (spiffeid.ID, bool) {
+	id, ok, f := is.peerID(r)
+	switch {
+	case f != nil:
+		writeProblem(w, http.StatusUnauthorized, ProblemUnauthenticated, f.String(), nil)
+		return spiffeid.ID{}, false
+	case !ok:
+		writeProblem(w, http.StatusUnauthorized, ProblemUnauthenticated, missing, nil)
+		return spiffeid.ID{}, false
+	case !allowed(id):
+		is.log.Warn("endpoint refused", "caller", id.String(), "path", r.URL.Path)
+		writeProblem(w, http.StatusForbidden, ProblemForbidden, refused, nil)
+		return spiffeid.ID{}, false
+	}
+	return id, true
 }

@@ -33,16 +33,28 @@ const (
 )
 
 // exchangeParams are the form parameters a token exchange may carry, and
-// whether each is required. Any other parameter (actor_token, client_id,
-// ...) is refused, never ignored.
-var exchangeParams = map[string]bool{
-	"grant_type":           true,
-	"subject_token":        true,
-	"subject_token_type":   true,
-	"scope":                true,
-	"audience":             false,
-	"resource":             false,
-	"requested_token_type": false,
+// whether each is required, in the order missing ones are reported. Any
+// other parameter (actor_token, client_id, ...) is refused, never ignored.
+var exchangeParams = []struct {
+	name     string
+	required bool
+}{
+	{"grant_type", true},
+	{"subject_token_type", true},
+	{"subject_token", true},
+	{"scope", true},
+	{"audience", false},
+	{"resource", false},
+	{"requested_token_type", false},
+}
+
+func knownExchangeParam(name string) bool {
+	for _, p := range exchangeParams {
+		if p.name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // ExchangeResponse is the RFC 8693 §2.2.1 answer of a token exchange.
@@ -94,16 +106,16 @@ func (is *Issuer) parseExchange(w http.ResponseWriter, r *http.Request) (*tokenA
 			detail: "grant_type: want " + grantTokenExchange}
 	}
 	for name, vals := range form {
-		if _, known := exchangeParams[name]; !known {
+		if !knownExchangeParam(name) {
 			return nil, badRequest("token exchange: unsupported parameter " + strconv.Quote(truncate(name, 64)))
 		}
 		if len(vals) != 1 {
 			return nil, badRequest("token exchange: parameter " + name + " given more than once")
 		}
 	}
-	for _, name := range []string{"subject_token_type", "subject_token", "scope"} {
-		if form.Get(name) == "" { // in this order, so the answer does not depend on map order
-			return nil, badRequest("token exchange: missing parameter " + name)
+	for _, p := range exchangeParams {
+		if p.required && form.Get(p.name) == "" {
+			return nil, badRequest("token exchange: missing parameter " + p.name)
 		}
 	}
 	if tt := form.Get("subject_token_type"); tt != tokenTypeJWT {

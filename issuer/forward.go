@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 
 	"github.com/writ-dev/writ/cluster"
@@ -79,19 +80,29 @@ func retryable(err error) bool {
 // that is no longer leader: worth retrying.
 var errForward = errors.New("issuer: forward to leader")
 
+// leaderAPI returns the current leader and the API address it registered;
+// the errors are retryable (no leader yet, or not registered yet).
+func (f *forwarder) leaderAPI() (id, addr string, err error) {
+	id, _ = f.node.Leader()
+	if id == "" {
+		return "", "", &cluster.NotLeaderError{}
+	}
+	rec, ok := f.is.state.Node(id)
+	if !ok || rec.APIAddr == "" || rec.Removed {
+		return "", "", errNoLeaderAddr
+	}
+	return id, rec.APIAddr, nil
+}
+
 func (f *forwarder) applyOnce(ctx context.Context, cmd []byte) (any, error) {
 	if f.node.IsLeader() {
 		return f.node.Apply(ctx, cmd)
 	}
-	leader, _ := f.node.Leader()
-	if leader == "" {
-		return nil, &cluster.NotLeaderError{}
+	leader, addr, err := f.leaderAPI()
+	if err != nil {
+		return nil, err
 	}
-	rec, ok := f.is.state.Node(leader)
-	if !ok || rec.APIAddr == "" || rec.Removed {
-		return nil, errNoLeaderAddr
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+rec.APIAddr+"/v1/internal/apply", bytes.NewReader(cmd))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+"/v1/internal/apply", bytes.NewReader(cmd))
 	if err != nil {
 		return nil, err
 	}
@@ -230,15 +241,11 @@ func (f *forwarder) readIndex(ctx context.Context) (uint64, error) {
 		}
 		return f.is.state.Applied(), nil
 	}
-	leader, _ := f.node.Leader()
-	if leader == "" {
-		return 0, &cluster.NotLeaderError{}
+	leader, addr, err := f.leaderAPI()
+	if err != nil {
+		return 0, err
 	}
-	rec, ok := f.is.state.Node(leader)
-	if !ok || rec.APIAddr == "" || rec.Removed {
-		return 0, errNoLeaderAddr
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+rec.APIAddr+"/v1/internal/read-index", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+"/v1/internal/read-index", nil)
 	if err != nil {
 		return 0, err
 	}
@@ -277,18 +284,7 @@ func (is *Issuer) handleReadIndex(w http.ResponseWriter, r *http.Request) {
 
 // internalCaller admits issuer nodes only (the issuer's own SPIFFE ID).
 func (is *Issuer) internalCaller(w http.ResponseWriter, r *http.Request) bool {
-	id, ok, f := is.peerID(r)
-	switch {
-	case f != nil:
-		writeProblem(w, http.StatusUnauthorized, ProblemUnauthenticated, f.String(), nil)
-		return false
-	case !ok:
-		writeProblem(w, http.StatusUnauthorized, ProblemUnauthenticated, "issuer node X.509-SVID required", nil)
-		return false
-	case id != is.id:
-		is.log.Warn("internal endpoint refused", "caller", id.String(), "path", r.URL.Path)
-		writeProblem(w, http.StatusForbidden, ProblemForbidden, "issuer nodes only", nil)
-		return false
-	}
-	return true
+	_, ok := is.requirePeer(w, r, func(id spiffeid.ID) bool { return id == is.id },
+		"issuer node X.509-SVID required", "issuer nodes only")
+	return ok
 }

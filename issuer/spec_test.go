@@ -87,7 +87,8 @@ func TestOpenAPITokenExchange(t *testing.T) {
 		t.Fatal(err)
 	}
 	req := doc.Components.Schemas["ExchangeRequest"]
-	for name, required := range exchangeParams {
+	for _, p := range exchangeParams {
+		name, required := p.name, p.required
 		if _, ok := req.Properties[name]; !ok {
 			t.Errorf("exchange parameter %q is not in ExchangeRequest", name)
 		}

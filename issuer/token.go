@@ -219,14 +219,8 @@ func (is *Issuer) issue(ctx context.Context, ask *tokenAsk) (*issued, *tokenFail
 	if !is.tds[ask.caller.TrustDomain()] {
 		// A verified identity was refused: that is a denial, and every
 		// denial is on the record.
-		rec.Kind, rec.Reason = AuditDeny, reasonTrustDomain
-		if f := is.commit(ctx, rec); f != nil {
-			return nil, f
-		}
-		is.metrics.denied.WithLabelValues(reasonTrustDomain).Inc()
-		is.log.Info("caller refused", "caller", ask.caller.String(), "reason", reasonTrustDomain)
-		return nil, &tokenFailure{status: http.StatusForbidden, problem: ProblemForbidden, oauth: oauthInvalidRequest,
-			detail: "trust domain not accepted by this issuer"}
+		return nil, is.deny(ctx, rec, reasonTrustDomain, &tokenFailure{status: http.StatusForbidden, problem: ProblemForbidden,
+			oauth: oauthInvalidRequest, detail: "trust domain not accepted by this issuer"})
 	}
 	pol, err := is.state.Policy()
 	if err != nil {
@@ -250,25 +244,13 @@ func (is *Issuer) issue(ctx context.Context, ask *tokenAsk) (*issued, *tokenFail
 	if !ask.audience.IsZero() && len(res.Granted) > 0 {
 		services = narrowServices(res.Services, ask.audience.String())
 		if services == nil {
-			rec.Kind, rec.Reason = AuditDeny, reasonService
-			if f := is.commit(ctx, rec); f != nil {
-				return nil, f
-			}
-			is.metrics.denied.WithLabelValues(reasonService).Inc()
-			is.log.Info("token denied", "caller", ask.caller.String(), "reason", reasonService, "policy_version", pol.Version())
-			return nil, &tokenFailure{status: http.StatusForbidden, problem: ProblemNotGranted, oauth: oauthInvalidTarget,
-				detail: "the policy does not allow tokens for audience " + ask.audience.String(), policyVersion: pol.Version()}
+			return nil, is.deny(ctx, rec, reasonService, &tokenFailure{status: http.StatusForbidden, problem: ProblemNotGranted,
+				oauth: oauthInvalidTarget, detail: "the policy does not allow tokens for audience " + ask.audience.String(), policyVersion: pol.Version()})
 		}
 	}
 	if len(res.Granted) == 0 {
-		rec.Kind, rec.Reason = AuditDeny, spec.ReasonNotGranted
-		if f := is.commit(ctx, rec); f != nil {
-			return nil, f
-		}
-		is.metrics.denied.WithLabelValues(spec.ReasonNotGranted).Inc()
-		is.log.Info("token denied", "caller", ask.caller.String(), "reason", spec.ReasonNotGranted, "policy_version", pol.Version())
-		return nil, &tokenFailure{status: http.StatusForbidden, problem: ProblemNotGranted, oauth: oauthInvalidScope,
-			detail: "the policy grants none of the requested rights", denied: denied, policyVersion: pol.Version()}
+		return nil, is.deny(ctx, rec, spec.ReasonNotGranted, &tokenFailure{status: http.StatusForbidden, problem: ProblemNotGranted,
+			oauth: oauthInvalidScope, detail: "the policy grants none of the requested rights", denied: denied, policyVersion: pol.Version()})
 	}
 
 	windows := make([][]spec.TimeWindow, len(res.Windows))
@@ -298,6 +280,18 @@ func (is *Issuer) issue(ctx context.Context, ask *tokenAsk) (*issued, *tokenFail
 		"granted", len(res.Granted), "denied", len(res.Denied), "policy_version", pol.Version())
 	return &issued{token: token, tokenID: tokenID, expiresAt: claims.Expiry, granted: granted, denied: denied,
 		policyVersion: pol.Version(), keyID: keyID}, nil
+}
+
+// deny commits rec as a denial for reason, counts and logs it, and returns
+// refusal — or a 503 failure if the denial cannot be put on the record.
+func (is *Issuer) deny(ctx context.Context, rec *AuditRecord, reason string, refusal *tokenFailure) *tokenFailure {
+	rec.Kind, rec.Reason = AuditDeny, reason
+	if f := is.commit(ctx, rec); f != nil {
+		return f
+	}
+	is.metrics.denied.WithLabelValues(reason).Inc()
+	is.log.Info("token denied", "caller", rec.Caller, "reason", reason, "policy_version", rec.PolicyVersion)
+	return refusal
 }
 
 // narrowServices returns the services a token for audience may name: just
