@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 )
@@ -35,19 +37,39 @@ func (c clientFlags) client() (*http.Client, error) {
 	if *c.bundle == "" || *c.cert == "" || *c.key == "" {
 		return nil, usagef("--bundle, --svid and --svid-key are required")
 	}
+	cfg, err := c.mtls()
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}, nil
+}
+
+// trust loads --bundle and the authorizer that accepts only the issuer's
+// SPIFFE ID.
+func (c clientFlags) trust() (*x509bundle.Bundle, tlsconfig.Authorizer, error) {
+	b, err := loadBundle(*c.bundle, *c.td)
+	if err != nil {
+		return nil, nil, err
+	}
+	auth, err := serverAuthorizer(*c.issuerID, b)
+	if err != nil {
+		return nil, nil, err
+	}
+	return b, auth, nil
+}
+
+// mtls returns the TLS config that presents --svid/--svid-key and
+// verifies the issuer with trust.
+func (c clientFlags) mtls() (*tls.Config, error) {
 	svid, err := x509svid.Load(*c.cert, *c.key)
 	if err != nil {
 		return nil, fmt.Errorf("svid: %w", err)
 	}
-	b, err := loadBundle(*c.bundle, *c.td)
+	b, auth, err := c.trust()
 	if err != nil {
 		return nil, err
 	}
-	auth, err := serverAuthorizer(*c.issuerID, b)
-	if err != nil {
-		return nil, err
-	}
-	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsconfig.MTLSClientConfig(svid, b, auth)}}, nil
+	return tlsconfig.MTLSClientConfig(svid, b, auth), nil
 }
 
 func (c clientFlags) do(ctx context.Context, e env, method, path string, body []byte) error {

@@ -16,7 +16,6 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 	"github.com/spiffe/go-spiffe/v2/svid/jwtsvid"
-	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
 
 	"github.com/writ-dev/writ/issuer"
@@ -231,17 +230,13 @@ func mintCredentials(ctx context.Context, e env, cf clientFlags, wapi string, wa
 	if *cf.bundle == "" {
 		return nil, usagef("token mint: --bundle (or --workload-api) is required")
 	}
-	b, err := loadBundle(*cf.bundle, *cf.td)
-	if err != nil {
-		return nil, err
-	}
-	auth, err := serverAuthorizer(*cf.issuerID, b)
-	if err != nil {
-		return nil, err
-	}
 	if jwtFile != "" {
 		if *cf.cert != "" || *cf.key != "" {
 			return nil, usagef("token mint: use either --jwt-svid or --svid/--svid-key")
+		}
+		b, auth, err := cf.trust()
+		if err != nil {
+			return nil, err
 		}
 		jwt, err := readJWTSVID(e, jwtFile)
 		if err != nil {
@@ -252,11 +247,11 @@ func mintCredentials(ctx context.Context, e env, cf clientFlags, wapi string, wa
 	if *cf.cert == "" || *cf.key == "" {
 		return nil, usagef("token mint: --svid and --svid-key (or --jwt-svid, or --workload-api) are required")
 	}
-	svid, err := x509svid.Load(*cf.cert, *cf.key)
+	cfg, err := cf.mtls()
 	if err != nil {
-		return nil, fmt.Errorf("svid: %w", err)
+		return nil, err
 	}
-	return &mintCredential{tls: tlsconfig.MTLSClientConfig(svid, b, auth), closer: noop}, nil
+	return &mintCredential{tls: cfg, closer: noop}, nil
 }
 
 // issuerIDFor returns the --issuer-id flag, or spiffe://<td>/writ.
