@@ -2,6 +2,7 @@ package issuer
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"net"
 	"net/http"
@@ -123,15 +124,13 @@ func (is *Issuer) peerID(r *http.Request) (id spiffeid.ID, ok bool, f *authFailu
 	if ca.ok && ca.id == id && now.Before(ca.notAfter) && ca.bundle.Equal(bundle) {
 		return id, true, nil
 	}
-	raw := make([][]byte, len(r.TLS.PeerCertificates))
 	notAfter := leaf.NotAfter
-	for i, c := range r.TLS.PeerCertificates {
-		raw[i] = c.Raw
+	for _, c := range r.TLS.PeerCertificates {
 		if c.NotAfter.Before(notAfter) {
 			notAfter = c.NotAfter
 		}
 	}
-	vid, err := credential.VerifyPeer(raw, is.cfg.Bundles, is.cfg.X509)
+	vid, err := is.verifyPeer(r.TLS.PeerCertificates)
 	if err != nil || vid != id {
 		ca.ok = false
 		is.log.Info("client certificate refused", "caller", id.String(), "err", err)
@@ -139,6 +138,16 @@ func (is *Issuer) peerID(r *http.Request) (id spiffeid.ID, ok bool, f *authFailu
 	}
 	ca.id, ca.bundle, ca.notAfter, ca.ok = id, bundle, notAfter, true
 	return id, true, nil
+}
+
+// verifyPeer checks a presented client certificate chain with
+// credential.VerifyPeer against the current bundles at the issuer's clock.
+func (is *Issuer) verifyPeer(certs []*x509.Certificate) (spiffeid.ID, error) {
+	raw := make([][]byte, len(certs))
+	for i, c := range certs {
+		raw[i] = c.Raw
+	}
+	return credential.VerifyPeer(raw, is.cfg.Bundles, is.cfg.X509)
 }
 
 // bearer returns the credential of an "Authorization: Bearer" header;

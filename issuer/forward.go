@@ -181,9 +181,15 @@ func (is *Issuer) ensureNodeRecord(ctx context.Context) error {
 			return nil
 		}
 	}
-	want.SetAt = is.cfg.Now().UTC()
-	rec := &AuditRecord{Time: want.SetAt, Node: is.cfg.NodeID, Kind: AuditNodeSet, Caller: is.id.String(), Subject: want.ID}
-	return is.apply(ctx, &command{Type: cmdNodeSet, Node: &want, Audit: []*AuditRecord{rec}})
+	return is.setNode(ctx, want, AuditNodeSet, is.id)
+}
+
+// setNode replicates member record n, stamped now, with its audit record
+// of the given kind on behalf of caller.
+func (is *Issuer) setNode(ctx context.Context, n nodeRecord, kind string, caller spiffeid.ID) error {
+	n.SetAt = is.cfg.Now().UTC()
+	rec := &AuditRecord{Time: n.SetAt, Node: is.cfg.NodeID, Kind: kind, Caller: caller.String(), Subject: n.ID}
+	return is.apply(ctx, &command{Type: cmdNodeSet, Node: &n, Audit: []*AuditRecord{rec}})
 }
 
 // advertiseAPI is the API address other nodes reach this one at.

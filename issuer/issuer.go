@@ -20,7 +20,6 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 
 	"github.com/writ-dev/writ/cluster"
-	"github.com/writ-dev/writ/internal/credential"
 	"github.com/writ-dev/writ/issuer/policy"
 )
 
@@ -163,11 +162,7 @@ func (is *Issuer) serverTLS() *tls.Config {
 		if len(cs.PeerCertificates) == 0 {
 			return nil
 		}
-		raw := make([][]byte, len(cs.PeerCertificates))
-		for i, cert := range cs.PeerCertificates {
-			raw[i] = cert.Raw
-		}
-		_, err := credential.VerifyPeer(raw, is.cfg.Bundles, is.cfg.X509)
+		_, err := is.verifyPeer(cs.PeerCertificates)
 		return err
 	}
 	c.MinVersion = tls.VersionTLS12

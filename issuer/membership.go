@@ -158,10 +158,7 @@ func (is *Issuer) handleJoin(w http.ResponseWriter, r *http.Request, admin spiff
 		is.membershipError(w, "add voter", err)
 		return
 	}
-	now := is.cfg.Now().UTC()
-	rec := &nodeRecord{ID: req.NodeID, APIAddr: req.APIAddr, RaftAddr: req.RaftAddr, SetAt: now}
-	audit := &AuditRecord{Time: now, Node: is.cfg.NodeID, Kind: AuditNodeJoin, Caller: admin.String(), Subject: req.NodeID}
-	if err := is.apply(ctx, &command{Type: cmdNodeSet, Node: rec, Audit: []*AuditRecord{audit}}); err != nil {
+	if err := is.setNode(ctx, nodeRecord{ID: req.NodeID, APIAddr: req.APIAddr, RaftAddr: req.RaftAddr}, AuditNodeJoin, admin); err != nil {
 		is.membershipError(w, "record member", err)
 		return
 	}
@@ -192,11 +189,9 @@ func (is *Issuer) handleRemove(w http.ResponseWriter, r *http.Request, admin spi
 		is.membershipError(w, "remove server", err)
 		return
 	}
-	now := is.cfg.Now().UTC()
 	rec, _ := is.state.Node(req.NodeID)
-	rec.ID, rec.Removed, rec.SetAt = req.NodeID, true, now
-	audit := &AuditRecord{Time: now, Node: is.cfg.NodeID, Kind: AuditNodeLeave, Caller: admin.String(), Subject: req.NodeID}
-	if err := is.apply(ctx, &command{Type: cmdNodeSet, Node: &rec, Audit: []*AuditRecord{audit}}); err != nil {
+	rec.ID, rec.Removed = req.NodeID, true
+	if err := is.setNode(ctx, rec, AuditNodeLeave, admin); err != nil {
 		is.membershipError(w, "record removal", err)
 		return
 	}
