@@ -19,6 +19,7 @@ const (
 	varDay      = "d"
 	varMinute   = "m"
 	varService  = "s"
+	varAge      = "a"
 )
 
 // queryHead is the head biscuit-go gives every check query; it is not part
@@ -63,6 +64,14 @@ func (r Restriction) Check(now time.Time) (biscuit.Check, error) {
 		return check(pred(spec.AmbientRecords, biscuit.Variable(varRecords)),
 			biscuit.Expression{
 				biscuit.Value{Term: biscuit.Variable(varRecords)},
+				biscuit.Value{Term: biscuit.Integer(r.n)},
+				biscuit.BinaryLessOrEqual,
+			}), nil
+	case kindStaleness:
+		// check if revocation_age($a), $a <= MS
+		return check(pred(spec.AmbientRevocationAge, biscuit.Variable(varAge)),
+			biscuit.Expression{
+				biscuit.Value{Term: biscuit.Variable(varAge)},
 				biscuit.Value{Term: biscuit.Integer(r.n)},
 				biscuit.BinaryLessOrEqual,
 			}), nil

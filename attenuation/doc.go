@@ -3,8 +3,8 @@
 // its token, and the result can never do more than the original.
 //
 // Each Restriction (OnlyRights, ExpireBy, ExpireIn, BindPresenters,
-// OnlyFields, MaxRecords, Window, AnyWindow, OnlyServices) is exactly one
-// check of spec/token.md §5; Restrict appends them as one new block,
+// OnlyFields, MaxRecords, Window, AnyWindow, OnlyServices, MaxStaleness)
+// is exactly one check of spec/token.md §5; Restrict appends them as one new block,
 // signed with the token's next key. Appended blocks carry checks only, and checks can
 // only remove permissions, since rights in the authority block are the
 // only source of permission (token.md §4).

@@ -1,5 +1,7 @@
 package attenuation
 
+import "time"
+
 // Limits that keep an attenuated token inside the default verifier input
 // limits of token.md §8. A token built past one of them would be refused
 // limits_exceeded by every verifier running the defaults, so Restrict and
@@ -38,6 +40,11 @@ const (
 	// duplicates are dropped): each window is one query of the check, and
 	// a check holds at most 8 queries.
 	MaxWindows = 8
+
+	// MaxStalenessBound is the largest bound MaxStaleness takes, the
+	// largest revocation staleness a verifier may be configured to
+	// tolerate (verifier.Config.MaxStaleness).
+	MaxStalenessBound = 24 * time.Hour
 
 	// MaxTimeZones bounds the distinct time zones a token names: those of
 	// one AnyWindow restriction, and those of the input token and of all

@@ -26,6 +26,7 @@ const (
 	kindWindow
 	kindAnyWindow
 	kindServices
+	kindStaleness
 )
 
 var kindNames = [...]string{
@@ -39,6 +40,7 @@ var kindNames = [...]string{
 	kindWindow:     "Window",
 	kindAnyWindow:  "AnyWindow",
 	kindServices:   "OnlyServices",
+	kindStaleness:  "MaxStaleness",
 }
 
 func (k kind) String() string { return kindNames[k] }
@@ -46,7 +48,8 @@ func (k kind) String() string { return kindNames[k] }
 // Restriction is one narrowing of a token: it becomes exactly one check of
 // the block Restrict appends (token.md §5). Build one with OnlyRights,
 // ExpireBy, ExpireIn, BindPresenters, OnlyFields, MaxRecords, Window,
-// AnyWindow or OnlyServices; the zero Restriction is invalid.
+// AnyWindow, OnlyServices or MaxStaleness; the zero Restriction is
+// invalid.
 //
 // Constructors copy and validate their input. An invalid input does not
 // panic: the Restriction carries the error, reported by Err and by
@@ -59,7 +62,7 @@ type Restriction struct {
 	at      time.Time         // kindExpireBy, whole seconds, UTC
 	in      time.Duration     // kindExpireIn
 	strs    []string          // kindPresenters, kindFields, kindServices: sorted, unique
-	n       int64             // kindRecords
+	n       int64             // kindRecords; kindStaleness: milliseconds
 	windows []spec.TimeWindow // kindWindow, kindAnyWindow: unique; each one's Days sorted, unique, never empty
 }
 
@@ -207,6 +210,24 @@ func MaxRecords(n int) Restriction {
 		return bad(k, "limit %d, want at least 1", n)
 	}
 	return Restriction{kind: k, n: int64(n)}
+}
+
+// MaxStaleness makes the token usable only at verifiers whose copy of the
+// revocation list was current at most d ago (spec/sync.md §5): the check
+// passes when the verifier's revocation_age fact, in milliseconds, is at
+// most d. A verifier that tracks no freshness supplies no such fact, so
+// the check fails there (token.md §2). A token may carry several such
+// checks; the smallest bound rules, so adding one only narrows.
+//
+// d is rounded down to the millisecond; it wants 1 ms to
+// MaxStalenessBound.
+func MaxStaleness(d time.Duration) Restriction {
+	const k = kindStaleness
+	ms := d.Milliseconds()
+	if ms < 1 || d > MaxStalenessBound {
+		return bad(k, "bound %s, want 1ms to %s", d, MaxStalenessBound)
+	}
+	return Restriction{kind: k, n: ms}
 }
 
 // Window restricts use to a recurring window of local time, e.g. business

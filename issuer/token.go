@@ -260,7 +260,7 @@ func (is *Issuer) issue(ctx context.Context, ask *tokenAsk) (*issued, *tokenFail
 	claims := mint.Claims{
 		Issuer: is.id.String(), Agent: ask.caller.String(), IssuedAt: now, Expiry: now.Add(min(ttl, res.TTL)),
 		PolicyVersion: pol.Version(), Rights: res.Granted, MaxRecords: res.MaxRecords, Fields: res.Fields,
-		Windows: windows, Services: services,
+		Windows: windows, Services: services, MaxStaleness: res.MaxStaleness,
 	}
 	if res.BindPresenter {
 		claims.Presenters = []string{ask.caller.String()}

@@ -20,15 +20,16 @@ const (
 // Ambient facts, supplied by the verifier for each request; never present
 // in a token. See token.md §3.
 const (
-	AmbientTime      = "time"       // time(date): the verifier's clock
-	AmbientResource  = "resource"   // resource("crm/contacts/42")
-	AmbientOperation = "operation"  // operation("read")
-	AmbientPresenter = "presenter"  // presenter("spiffe://…"): mTLS peer; absent when unknown
-	AmbientService   = "service"    // service("spiffe://…/crm"): the verifying service; absent when unset
-	AmbientRecords   = "records"    // records(n): records the request touches; 0 when the service applies the limit itself
-	AmbientFields    = "fields"     // fields(["a","b"]): fields requested; [] when the service applies the list itself
-	AmbientAttr      = "attr"       // attr("name", "value"): request attributes passed by the service
-	AmbientLocalTime = "local_time" // local_time("Europe/Paris", weekday 0-6 (0=Sunday), minute of day 0-1439)
+	AmbientTime          = "time"           // time(date): the verifier's clock
+	AmbientResource      = "resource"       // resource("crm/contacts/42")
+	AmbientOperation     = "operation"      // operation("read")
+	AmbientPresenter     = "presenter"      // presenter("spiffe://…"): mTLS peer; absent when unknown
+	AmbientService       = "service"        // service("spiffe://…/crm"): the verifying service; absent when unset
+	AmbientRecords       = "records"        // records(n): records the request touches; 0 when the service applies the limit itself
+	AmbientFields        = "fields"         // fields(["a","b"]): fields requested; [] when the service applies the list itself
+	AmbientAttr          = "attr"           // attr("name", "value"): request attributes passed by the service
+	AmbientLocalTime     = "local_time"     // local_time("Europe/Paris", weekday 0-6 (0=Sunday), minute of day 0-1439)
+	AmbientRevocationAge = "revocation_age" // revocation_age(ms): staleness of the verifier's revocation list (sync.md §5), ms rounded up; absent when the verifier tracks no freshness
 )
 
 // Reason codes carried by every verifier decision. They are stable: clients
@@ -41,6 +42,7 @@ const (
 	ReasonUnknownKey         = "unknown_key"
 	ReasonBadSignature       = "bad_signature"
 	ReasonRevoked            = "revoked"
+	ReasonRevocationStale    = "revocation_stale" // the verifier's revocation list is older than its bound or the token's max_staleness
 	ReasonExpired            = "expired"
 	ReasonPresenterMismatch  = "presenter_mismatch"
 	ReasonServiceMismatch    = "service_mismatch"

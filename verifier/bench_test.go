@@ -5,8 +5,11 @@ import (
 
 	"context"
 	"crypto/ed25519"
+	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -172,4 +175,94 @@ func BenchmarkAdversarial(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchAgentRevocations is a RevocationList that also revokes agents, as
+// the sync client's state does: a read-locked map from agent to the time
+// before which its tokens are revoked, in Unix milliseconds.
+type benchAgentRevocations struct {
+	*RevocationList
+	mu     sync.RWMutex
+	agents map[string]int64
+}
+
+func (r *benchAgentRevocations) AgentRevoked(agent string, issuedAt time.Time) bool {
+	r.mu.RLock()
+	before, ok := r.agents[agent]
+	r.mu.RUnlock()
+	return ok && issuedAt.UnixMilli() < before
+}
+
+// benchRevocableKeys adds key revocation to a KeySource.
+type benchRevocableKeys struct {
+	KeySource
+	mu      sync.RWMutex
+	revoked map[uint32]bool
+}
+
+func (k *benchRevocableKeys) KeyRevoked(id uint32) bool {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.revoked[id]
+}
+
+// benchFreshness is current as of an atomically stored Unix millisecond.
+type benchFreshness struct{ asOf atomic.Int64 }
+
+func (f *benchFreshness) CurrentAsOf() (time.Time, bool) {
+	return time.UnixMilli(f.asOf.Load()), true
+}
+
+// BenchmarkAuthorizeRevocationSources compares a cached Authorize with
+// the sources of a synced verifier (agent revocations among 1,000
+// revoked agents, key revocation, freshness and its revocation_age fact)
+// with one with a plain revocation list, alternating the two on every
+// iteration so both see the same machine load. It reports both times and
+// their ratio (x-base).
+func BenchmarkAuthorizeRevocationSources(b *testing.B) {
+	tok, req := benchToken(b)
+	list := func() *RevocationList {
+		l, err := NewRevocationList(strings.Repeat("ab", 16), strings.Repeat("cd", 64))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return l
+	}
+	base := coreVerifier(b, func(c *Config) { c.Revocations = list() })
+	agents := &benchAgentRevocations{RevocationList: list(), agents: make(map[string]int64)}
+	for i := range 1000 {
+		agents.agents[fmt.Sprintf("spiffe://acme.example/agents/revoked-%d", i)] = coreTestNow.UnixMilli()
+	}
+	fresh := &benchFreshness{}
+	fresh.asOf.Store(coreTestNow.Add(-800 * time.Millisecond).UnixMilli())
+	synced := coreVerifier(b, func(c *Config) {
+		c.Revocations = agents
+		c.Keys = &benchRevocableKeys{KeySource: coreKeys(), revoked: map[uint32]bool{7: true}}
+		c.Freshness = fresh
+	})
+	ctx := context.Background()
+	for _, v := range []*Verifier{base, synced} {
+		if d := v.Authorize(ctx, tok, req); !d.Allowed {
+			b.Fatalf("got %q (%s), want allowed", d.Reason, d.Message)
+		}
+	}
+	var tBase, tSynced time.Duration
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		first, second, t1st, t2nd := base, synced, &tBase, &tSynced
+		if i%2 == 1 { // alternate which runs first: the second one finds warmer caches
+			first, second, t1st, t2nd = synced, base, &tSynced, &tBase
+		}
+		t0 := time.Now()
+		first.Authorize(ctx, tok, req)
+		t1 := time.Now()
+		second.Authorize(ctx, tok, req)
+		*t2nd += time.Since(t1)
+		*t1st += t1.Sub(t0)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(tBase.Nanoseconds())/float64(b.N), "base-ns")
+	b.ReportMetric(float64(tSynced.Nanoseconds())/float64(b.N), "synced-ns")
+	b.ReportMetric(float64(tSynced)/float64(tBase), "x-base")
 }

@@ -33,24 +33,26 @@ const (
 	ambService
 	ambRecords
 	ambFields
-	ambAttr      // sorted by name
-	ambLocalTime // in the order zones first appear in the token
+	ambAttr          // sorted by name
+	ambLocalTime     // in the order zones first appear in the token
+	ambRevocationAge // only with a FreshnessSource
 	numAmbient
 )
 
 var ambientIDs = map[string]int8{
-	spec.AmbientTime:      ambTime,
-	spec.AmbientResource:  ambResource,
-	spec.AmbientOperation: ambOperation,
-	spec.AmbientPresenter: ambPresenter,
-	spec.AmbientService:   ambService,
-	spec.AmbientRecords:   ambRecords,
-	spec.AmbientFields:    ambFields,
-	spec.AmbientAttr:      ambAttr,
-	spec.AmbientLocalTime: ambLocalTime,
+	spec.AmbientTime:          ambTime,
+	spec.AmbientResource:      ambResource,
+	spec.AmbientOperation:     ambOperation,
+	spec.AmbientPresenter:     ambPresenter,
+	spec.AmbientService:       ambService,
+	spec.AmbientRecords:       ambRecords,
+	spec.AmbientFields:        ambFields,
+	spec.AmbientAttr:          ambAttr,
+	spec.AmbientLocalTime:     ambLocalTime,
+	spec.AmbientRevocationAge: ambRevocationAge,
 }
 
-var ambientArity = [numAmbient]int{1, 1, 1, 1, 1, 1, 1, 2, 3}
+var ambientArity = [numAmbient]int{1, 1, 1, 1, 1, 1, 1, 2, 3, 1}
 
 // compiled is a decoded, vocabulary-checked and (once cached)
 // signature-verified token. It is immutable once built, except ref.
@@ -61,6 +63,9 @@ type compiled struct {
 	revIDs    []string // lowercase hex of each block's signature
 
 	tokenID, agent, issuer string
+	// issuedAt is the issued_at fact in Unix seconds, when hasIssuedAt.
+	issuedAt    int64
+	hasIssuedAt bool
 
 	checks   []cCheck
 	rights   map[rightKey]struct{}
@@ -264,6 +269,7 @@ func (c *compiled) vocabulary(fs []predicate) ([][]value, error) {
 			if len(row) != 1 || row[0].kind != kindDate {
 				return nil, malformed("fact %d: issued_at wants one date", i)
 			}
+			c.issuedAt, c.hasIssuedAt = row[0].num, true
 			issuedAt++
 		case spec.FactPolicyVersion:
 			if _, ok := str(0); !ok {
@@ -587,7 +593,11 @@ func matchesConsts(f []value, args []term) bool {
 // classify returns the reason a failure of ch stands for, by the shapes
 // of token.md §2 and §5: a check whose queries each test one ambient
 // fact of a restriction is that restriction; expiry is recognised only as
-// upper bounds on time. Anything else is check_failed.
+// upper bounds on time. A check on revocation_age alone (max_staleness,
+// token.md §2) is revocation_stale whatever its expressions: the fact is
+// absent at a verifier that tracks no freshness, and any condition on it
+// is a condition on the verifier's copy of the revocation list, not on
+// the request. Anything else is check_failed.
 func classify(ch *check) string {
 	name := ""
 	for i := range ch.queries {
@@ -613,6 +623,8 @@ func classify(ch *check) string {
 		return spec.ReasonOutsideTimeWindow
 	case spec.AmbientRecords, spec.AmbientFields:
 		return spec.ReasonConstraintViolated
+	case spec.AmbientRevocationAge:
+		return spec.ReasonRevocationStale
 	}
 	return spec.ReasonCheckFailed
 }

@@ -2,6 +2,7 @@ package verifier
 
 import (
 	"crypto/ed25519"
+	"time"
 
 	"github.com/writ-dev/writ/spec"
 )
@@ -101,4 +102,42 @@ type KeySource interface {
 // for concurrent use and fast: the verifier asks once per block per call.
 type RevocationSource interface {
 	Revoked(id string) bool
+}
+
+// AgentRevocationSource is an optional extension of RevocationSource: when
+// Config.Revocations also implements it, the verifier denies revoked every
+// token whose agent fact is agent and whose issued_at fact is before the
+// time the agent was revoked (spec/sync.md §3, entry kind 3). AgentRevoked
+// reports whether a token of agent issued at issuedAt is revoked.
+// issuedAt is the token's issued_at (whole seconds, UTC), or the zero
+// time when the token has none, so that every revocation of its agent
+// applies. Implementations must be safe for concurrent use and fast: the
+// verifier asks once per Authorize call, after the token's signatures
+// verified.
+type AgentRevocationSource interface {
+	AgentRevoked(agent string, issuedAt time.Time) bool
+}
+
+// KeyRevocationSource is an optional extension of KeySource: when
+// Config.Keys also implements it, the verifier denies revoked every token
+// verified by a root key for which KeyRevoked(id) is true, including
+// tokens already in the cache (spec/sync.md §3, key state revoked).
+// Implementations must be safe for concurrent use and fast: the verifier
+// asks once per Authorize call.
+type KeyRevocationSource interface {
+	KeyRevoked(id uint32) bool
+}
+
+// FreshnessSource tells how current the verifier's copy of the revocation
+// list and root keys is (spec/sync.md §5). CurrentAsOf returns the time
+// the copy was last known to be the issuer's current state, or false when
+// it never was (no heartbeat accepted yet). The verifier computes the
+// staleness as Config.Now() minus that time (0 when that time is in the
+// future), denies revocation_stale when it exceeds Config.MaxStaleness,
+// and otherwise supplies it to the token's checks as revocation_age, in
+// milliseconds rounded up (token.md §3), where max_staleness checks bound
+// it. Implementations must be safe for concurrent use and fast: the
+// verifier asks once per Authorize call that gets past revocation.
+type FreshnessSource interface {
+	CurrentAsOf() (time.Time, bool)
 }

@@ -34,6 +34,10 @@ import (
 // panics on deny policies, so a token the verifier refused as malformed,
 // limits_exceeded, unsupported, unknown_key or bad_signature is never
 // handed to it. Revocation is outside Datalog: these verifiers have none.
+// Freshness is inside it: a request with a staleness is decided by a
+// verifier that tracks freshness (with a 24 h bound of its own, so that
+// only the tokens' max_staleness checks decide) and by a reference given
+// the same revocation_age fact; without one, neither has the fact.
 
 // notEvaluated are the reasons decided before any Datalog is evaluated.
 var notEvaluated = map[string]bool{
@@ -57,7 +61,7 @@ const (
 // differ runs both authorizers on one token and request at a time.
 type differ struct {
 	t    testing.TB
-	v    *verifier.Verifier
+	vs   goldenVerifiers
 	clk  *goldenClock
 	keys map[uint32]ed25519.PublicKey
 }
@@ -65,7 +69,7 @@ type differ struct {
 func newDiffer(t testing.TB, f *goldenFile) *differ {
 	t.Helper()
 	clk := &goldenClock{}
-	d := &differ{t: t, v: newGoldenVerifier(t, f, false, clk), clk: clk, keys: make(map[uint32]ed25519.PublicKey)}
+	d := &differ{t: t, vs: newGoldenVerifiers(t, f, false, clk, 24*time.Hour), clk: clk, keys: make(map[uint32]ed25519.PublicKey)}
 	for _, k := range f.Keys {
 		pub, err := hex.DecodeString(k.Public)
 		if err != nil {
@@ -102,11 +106,12 @@ func newDiffToken(raw []byte) diffToken {
 	return dt
 }
 
-// compare decides tok for req at both authorizers. detail explains a
+// compare decides tok for req at both authorizers, the revocation list
+// ageMS milliseconds old (nil: freshness not tracked). detail explains a
 // disagreement or a skip.
-func (df *differ) compare(tok diffToken, req verifier.Request, at time.Time) (outcome, verifier.Decision, string) {
-	df.clk.now = at
-	d := df.v.Authorize(context.Background(), tok.raw, req)
+func (df *differ) compare(tok diffToken, req verifier.Request, at time.Time, ageMS *int64) (outcome, verifier.Decision, string) {
+	df.clk.set(at, ageMS)
+	d := df.vs.pick(ageMS).Authorize(context.Background(), tok.raw, req)
 	if notEvaluated[d.Reason] {
 		return outNotEvaluated, d, d.Reason
 	}
@@ -117,17 +122,19 @@ func (df *differ) compare(tok diffToken, req verifier.Request, at time.Time) (ou
 	if !ok {
 		df.t.Fatalf("decision names root key %d, which is not a golden key", d.RootKeyID)
 	}
-	err := quietly(func() error {
-		return attenuationtest.Authorize(tok.raw, root, attenuationtest.Request{
-			Time:      at,
-			Resource:  req.Resource,
-			Operation: req.Operation,
-			Presenter: req.Presenter,
-			Service:   req.Service,
-			Records:   req.Records,
-			Fields:    req.Fields,
-		})
-	})
+	ref := attenuationtest.Request{
+		Time:      at,
+		Resource:  req.Resource,
+		Operation: req.Operation,
+		Presenter: req.Presenter,
+		Service:   req.Service,
+		Records:   req.Records,
+		Fields:    req.Fields,
+	}
+	if ageMS != nil {
+		ref.HasRevocationAge, ref.RevocationAgeMS = true, *ageMS
+	}
+	err := quietly(func() error { return attenuationtest.Authorize(tok.raw, root, ref) })
 	refAllowed := err == nil
 	if err != nil && !errors.Is(err, attenuationtest.ErrDenied) {
 		if strings.Contains(err.Error(), "attenuationtest: zone") {
@@ -143,11 +150,11 @@ func (df *differ) compare(tok diffToken, req verifier.Request, at time.Time) (ou
 	if knownDifference(d, req, refAllowed) {
 		return outKnownDifferent, d, "constraint the decision cannot carry"
 	}
-	ref := "denied: " + fmt.Sprint(err)
+	refSays := "denied: " + fmt.Sprint(err)
 	if refAllowed {
-		ref = "allowed"
+		refSays = "allowed"
 	}
-	return outDisagree, d, fmt.Sprintf("verifier: %s (%s); biscuit-go: %s", d.Reason, d.Message, ref)
+	return outDisagree, d, fmt.Sprintf("verifier: %s (%s); biscuit-go: %s", d.Reason, d.Message, refSays)
 }
 
 // quietly runs fn with os.Stdout discarded: biscuit-go's evaluator prints
@@ -231,10 +238,14 @@ func (tl *diffTally) report(t testing.TB, what string) {
 }
 
 // describe renders a token and request for a disagreement report.
-func describe(tok []byte, req verifier.Request, at time.Time, detail string) string {
+func describe(tok []byte, req verifier.Request, at time.Time, ageMS *int64, detail string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s\n  request: resource=%q operation=%q presenter=%q service=%q records=%d fields=%q time=%s",
-		detail, req.Resource, req.Operation, req.Presenter, req.Service, req.Records, req.Fields, at.UTC().Format(time.RFC3339))
+	age := "untracked"
+	if ageMS != nil {
+		age = fmt.Sprint(*ageMS, "ms")
+	}
+	fmt.Fprintf(&b, "%s\n  request: resource=%q operation=%q presenter=%q service=%q records=%d fields=%q time=%s revocation_age=%s",
+		detail, req.Resource, req.Operation, req.Presenter, req.Service, req.Records, req.Fields, at.UTC().Format(time.RFC3339), age)
 	blocks, _, err := attenuationtest.Datalog(tok)
 	if err != nil {
 		fmt.Fprintf(&b, "\n  token: %v", err)
@@ -263,8 +274,10 @@ func TestDifferentialGolden(t *testing.T) {
 		dt := newDiffToken(c.token(t))
 		for i, r := range c.Requests {
 			req, at := r.request(), r.at(t)
-			o, d, detail := df.compare(dt, req, at)
-			tl.add(o, d, func() string { return fmt.Sprintf("%s request %d: %s", c.Name, i, describe(dt.raw, req, at, detail)) })
+			o, d, detail := df.compare(dt, req, at, r.RevocationAgeMS)
+			tl.add(o, d, func() string {
+				return fmt.Sprintf("%s request %d: %s", c.Name, i, describe(dt.raw, req, at, r.RevocationAgeMS, detail))
+			})
 		}
 	}
 	tl.report(t, "golden")
@@ -333,6 +346,7 @@ type profile struct {
 	constrained                  [3]bool  // presenters, services, fields
 	maxRecords                   int      // 0: none
 	windows                      [][]spec.TimeWindow
+	maxStaleMS                   int64 // 0: no max_staleness
 }
 
 // narrow intersects a constraint list with another.
@@ -373,6 +387,12 @@ func (p *profile) recordsAtMost(n int) {
 	}
 }
 
+func (p *profile) staleAtMost(ms int64) {
+	if p.maxStaleMS == 0 || ms < p.maxStaleMS {
+		p.maxStaleMS = ms
+	}
+}
+
 func (g *corpusGen) claims(p *profile) mint.Claims {
 	r := g.r
 	c := baseClaims()
@@ -405,6 +425,11 @@ func (g *corpusGen) claims(p *profile) mint.Claims {
 		}
 		p.windows = append(p.windows, c.Windows...)
 	}
+	if r.IntN(6) == 0 {
+		ms := pick(r, []int64{1000, 2000, 30000})
+		c.MaxStaleness = time.Duration(ms) * time.Millisecond
+		p.staleAtMost(ms)
+	}
 	return c
 }
 
@@ -412,7 +437,7 @@ func (g *corpusGen) claims(p *profile) mint.Claims {
 // the Restricter's clock.
 func (g *corpusGen) restriction(p *profile, now time.Time) attenuation.Restriction {
 	r := g.r
-	switch r.IntN(9) {
+	switch r.IntN(10) {
 	case 0:
 		rs := rights(subset(r, dRights)[:1+r.IntN(3)]...)
 		p.only = append(p.only, rs)
@@ -445,6 +470,10 @@ func (g *corpusGen) restriction(p *profile, now time.Time) attenuation.Restricti
 		ws := g.windows()
 		p.windows = append(p.windows, ws)
 		return attenuation.AnyWindow(ws...)
+	case 8:
+		ms := pick(r, []int64{500, 2000, 10000})
+		p.staleAtMost(ms)
+		return attenuation.MaxStaleness(time.Duration(ms) * time.Millisecond)
 	default:
 		ids := subset(r, dServices)
 		p.servicesFrom(ids)
@@ -661,9 +690,10 @@ func (g *corpusGen) token() ([]byte, *profile, string) {
 	return tok, p, strings.Join(steps, ", ")
 }
 
-// request draws a request; each part is aimed at what p allows most of
-// the time, so that both decisions are frequent.
-func (g *corpusGen) request(p *profile) (verifier.Request, time.Time) {
+// request draws a request and the staleness of the revocation list (nil:
+// not tracked); each part is aimed at what p allows most of the time, so
+// that both decisions are frequent.
+func (g *corpusGen) request(p *profile) (verifier.Request, time.Time, *int64) {
 	r := g.r
 	aim := func() bool { return r.IntN(10) < 8 }
 	req := verifier.Request{Resource: pick(r, dResources), Operation: pick(r, dOps)}
@@ -719,7 +749,17 @@ func (g *corpusGen) request(p *profile) (verifier.Request, time.Time) {
 			}
 		}
 	}
-	return req, at
+	var age *int64
+	switch {
+	case r.IntN(4) == 0:
+	case p.maxStaleMS > 0 && aim():
+		ms := r.Int64N(p.maxStaleMS + 1)
+		age = &ms
+	default:
+		ms := pick(r, []int64{0, 1, 499, 501, 1000, 2000, 2001, 5000, 60000})
+		age = &ms
+	}
+	return req, at, age
 }
 
 func openAt(sets [][]spec.TimeWindow, at time.Time) bool {
@@ -752,13 +792,13 @@ func TestDifferentialCorpus(t *testing.T) {
 		dt := newDiffToken(raw)
 		evaluated := false
 		for range requestsPerToken {
-			req, at := g.request(p)
-			o, d, detail := df.compare(dt, req, at)
+			req, at, age := g.request(p)
+			o, d, detail := df.compare(dt, req, at, age)
 			if o != outNotEvaluated {
 				evaluated = true
 			}
 			tl.add(o, d, func() string {
-				return fmt.Sprintf("corpus token %d (%s): %s", n, how, describe(dt.raw, req, at, detail))
+				return fmt.Sprintf("corpus token %d (%s): %s", n, how, describe(dt.raw, req, at, age, detail))
 			})
 		}
 		if evaluated {
@@ -777,12 +817,16 @@ func TestDifferentialCorpus(t *testing.T) {
 
 // FuzzDifferential varies the request against the golden tokens the
 // verifier evaluates and compares both authorizers. Seeds are the golden
-// requests.
+// requests; a negative age means freshness is not tracked.
 func FuzzDifferential(f *testing.F) {
 	gf := readGolden(f)
 	for ci, c := range gf.Cases {
 		for _, r := range c.Requests {
-			f.Add(uint16(ci), r.Resource, r.Operation, r.Presenter, r.Service, int64(r.Records), strings.Join(r.Fields, ","), r.at(f).Unix())
+			age := int64(-1)
+			if r.RevocationAgeMS != nil {
+				age = *r.RevocationAgeMS
+			}
+			f.Add(uint16(ci), r.Resource, r.Operation, r.Presenter, r.Service, int64(r.Records), strings.Join(r.Fields, ","), r.at(f).Unix(), age)
 		}
 	}
 	df := newDiffer(f, gf)
@@ -790,7 +834,7 @@ func FuzzDifferential(f *testing.F) {
 	for i, c := range gf.Cases {
 		tokens[i] = newDiffToken(c.token(f))
 	}
-	f.Fuzz(func(t *testing.T, ci uint16, resource, operation, presenter, service string, records int64, fields string, unix int64) {
+	f.Fuzz(func(t *testing.T, ci uint16, resource, operation, presenter, service string, records int64, fields string, unix int64, age int64) {
 		if records < math.MinInt32 || records > math.MaxInt32 {
 			records %= math.MaxInt32
 		}
@@ -803,11 +847,17 @@ func FuzzDifferential(f *testing.F) {
 		}
 		// Dates are seconds since 1970 in Biscuit; keep within 1970..2514.
 		at := time.Unix(int64(uint64(unix)%(1<<34)), 0).UTC()
+		var ageMS *int64
+		if age >= 0 {
+			// Within the differ's own 24 h bound.
+			ms := age % (24 * 3600 * 1000)
+			ageMS = &ms
+		}
 		dt := tokens[int(ci)%len(tokens)]
 		df.t = t
-		o, _, detail := df.compare(dt, req, at)
+		o, _, detail := df.compare(dt, req, at, ageMS)
 		if o == outDisagree {
-			t.Errorf("disagreement on %s: %s", gf.Cases[int(ci)%len(tokens)].Name, describe(dt.raw, req, at, detail))
+			t.Errorf("disagreement on %s: %s", gf.Cases[int(ci)%len(tokens)].Name, describe(dt.raw, req, at, ageMS, detail))
 		}
 	})
 }
@@ -868,9 +918,9 @@ func TestDifferentialEdgeCases(t *testing.T) {
 	for _, c := range checks {
 		dt := newDiffToken(k.appendBlock(k.mint(goldenRoot1, 1, baseClaims()), []biscuit.Check{c.check}))
 		for i, r := range requests {
-			o, d, detail := df.compare(dt, r.req, r.at)
+			o, d, detail := df.compare(dt, r.req, r.at, nil)
 			tl.add(o, d, func() string {
-				return fmt.Sprintf("%s request %d: %s", c.name, i, describe(dt.raw, r.req, r.at, detail))
+				return fmt.Sprintf("%s request %d: %s", c.name, i, describe(dt.raw, r.req, r.at, nil, detail))
 			})
 		}
 	}
@@ -893,7 +943,7 @@ func TestDifferentialEdgeCases(t *testing.T) {
 	for _, c := range refused {
 		raw := k.appendBlock(k.mint(goldenRoot1, 1, baseClaims()), []biscuit.Check{c.check})
 		df.clk.now = requests[0].at
-		d := df.v.Authorize(context.Background(), raw, requests[0].req)
+		d := df.vs.plain.Authorize(context.Background(), raw, requests[0].req)
 		if d.Reason != spec.ReasonUnsupported {
 			t.Errorf("%s: got %s (%s), want unsupported", c.name, d.Reason, d.Message)
 		}

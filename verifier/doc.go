@@ -33,7 +33,20 @@
 // integer overflow is such an error), so that a differential test can hold
 // the two to the same decisions. Ambient facts are listed in the order
 // time, resource, operation, presenter, service, records, fields, attr
-// (sorted by name), local_time (zones in order of first appearance).
+// (sorted by name), local_time (zones in order of first appearance),
+// revocation_age.
+//
+// # Revocation and freshness
+//
+// Revocation is decided outside Datalog, before any check: block and
+// token ids (RevocationSource), agents revoked for tokens issued before a
+// time (AgentRevocationSource) and root keys (KeyRevocationSource), each
+// optional and asked on every call, cached tokens included. With a
+// FreshnessSource (the sync client, spec/sync.md §5) the verifier also
+// refuses every token revocation_stale while its copy of the revocation
+// list is older than Config.MaxStaleness, and supplies the ambient fact
+// revocation_age that tokens minted with a max_staleness bound check
+// (token.md §2); without one, such tokens fail closed.
 //
 // The package imports nothing of writ's issuer or cluster, nor raft or
 // pebble: services embed it alone (a test holds this).
@@ -44,6 +57,8 @@
 //	cfg := verifier.DefaultConfig()
 //	cfg.Keys = keys
 //	cfg.Service = "spiffe://acme.example/svc/crm"
+//	cfg.Revocations = syncState // also an AgentRevocationSource
+//	cfg.Freshness = syncState   // revocation_stale when 30 s behind
 //	v, err := verifier.New(cfg)
 //	if err != nil { … }
 //	d := v.Authorize(ctx, token, verifier.Request{

@@ -32,9 +32,11 @@ func newEvalCtx(lim *Limits) *evalCtx {
 	}
 }
 
-// setAmbient builds the ambient facts c's checks reference.
-func (e *evalCtx) setAmbient(c *compiled, now int64, req *Request, service string) {
-	need := 7 + 2*len(req.Attributes) + 3*len(c.zones)
+// setAmbient builds the ambient facts c's checks reference. age is the
+// revocation_age in milliseconds, or negative when the verifier tracks no
+// freshness (no fact).
+func (e *evalCtx) setAmbient(c *compiled, now int64, req *Request, service string, age int64) {
+	need := 8 + 2*len(req.Attributes) + 3*len(c.zones)
 	if cap(e.vals) < need {
 		e.vals = make([]value, 0, need)
 		e.rows = make([][]value, 0, need)
@@ -102,6 +104,9 @@ func (e *evalCtx) setAmbient(c *compiled, now int64, req *Request, service strin
 			e.rows = append(e.rows, e.vals[len(e.vals)-3:])
 		}
 		e.rel[ambLocalTime] = e.rows[start:]
+	}
+	if uses(ambRevocationAge) && age >= 0 {
+		single(ambRevocationAge, value{kind: kindInt, num: age})
 	}
 }
 

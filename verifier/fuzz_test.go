@@ -11,7 +11,7 @@ import (
 var knownReasons = map[string]bool{
 	spec.ReasonAllowed: true, spec.ReasonMalformed: true, spec.ReasonLimitsExceeded: true,
 	spec.ReasonUnsupported: true, spec.ReasonUnknownKey: true, spec.ReasonBadSignature: true,
-	spec.ReasonRevoked: true, spec.ReasonExpired: true, spec.ReasonPresenterMismatch: true,
+	spec.ReasonRevoked: true, spec.ReasonRevocationStale: true, spec.ReasonExpired: true, spec.ReasonPresenterMismatch: true,
 	spec.ReasonServiceMismatch: true, spec.ReasonOutsideTimeWindow: true,
 	spec.ReasonConstraintViolated: true, spec.ReasonCheckFailed: true, spec.ReasonNotGranted: true,
 }

@@ -70,7 +70,11 @@ type goldenRequest struct {
 	Fields     []string          `json:"fields,omitempty"`
 	Attributes map[string]string `json:"attributes,omitempty"`
 	Time       string            `json:"time"` // RFC 3339: the verifier's clock
-	Want       goldenWant        `json:"want"`
+	// RevocationAgeMS, when present, is the staleness of the verifier's
+	// revocation list in milliseconds: the verifier tracks freshness and
+	// supplies revocation_age (token.md §3). Absent: it tracks none.
+	RevocationAgeMS *int64     `json:"revocation_age_ms,omitempty"`
+	Want            goldenWant `json:"want"`
 }
 
 // goldenWant is the expected decision. Constraints are given for allowed
@@ -159,15 +163,55 @@ func (w goldenWant) String() string {
 }
 
 // goldenClock is the verifier's clock in these tests, set before each
-// Authorize. Tests using it run their requests one at a time.
-type goldenClock struct{ now time.Time }
+// Authorize, and its FreshnessSource: the revocation list was current age
+// before now. Tests using it run their requests one at a time.
+type goldenClock struct {
+	now time.Time
+	age time.Duration
+}
 
 func (c *goldenClock) Now() time.Time { return c.now }
 
+func (c *goldenClock) CurrentAsOf() (time.Time, bool) { return c.now.Add(-c.age), true }
+
+// set moves the clock to at with the staleness of r (none: 0).
+func (c *goldenClock) set(at time.Time, ageMS *int64) {
+	c.now, c.age = at, 0
+	if ageMS != nil {
+		c.age = time.Duration(*ageMS) * time.Millisecond
+	}
+}
+
+// goldenVerifiers are the two verifiers a vector may need: one that
+// tracks no freshness and one whose FreshnessSource is the clock, with
+// the default staleness bound (the vectors stay below it).
+type goldenVerifiers struct {
+	plain, fresh *verifier.Verifier
+}
+
+func newGoldenVerifiers(t testing.TB, f *goldenFile, revocations bool, clk *goldenClock, maxStale time.Duration) goldenVerifiers {
+	return goldenVerifiers{
+		plain: newGoldenVerifier(t, f, revocations, clk, nil),
+		fresh: newGoldenVerifier(t, f, revocations, clk, func(c *verifier.Config) {
+			c.Freshness = clk
+			c.MaxStaleness = maxStale
+		}),
+	}
+}
+
+// pick returns the verifier for a request with staleness ageMS (nil: none).
+func (g goldenVerifiers) pick(ageMS *int64) *verifier.Verifier {
+	if ageMS == nil {
+		return g.plain
+	}
+	return g.fresh
+}
+
 // newGoldenVerifier returns a verifier trusting f's keys, with f's
-// revocations when revocations is true, reading clk. The cache is on:
-// several requests share each token, as in production.
-func newGoldenVerifier(t testing.TB, f *goldenFile, revocations bool, clk *goldenClock) *verifier.Verifier {
+// revocations when revocations is true, reading clk, then changed by mod
+// (nil: none). The cache is on: several requests share each token, as in
+// production.
+func newGoldenVerifier(t testing.TB, f *goldenFile, revocations bool, clk *goldenClock, mod func(*verifier.Config)) *verifier.Verifier {
 	t.Helper()
 	var keys []verifier.RootKey
 	for _, k := range f.Keys {
@@ -190,6 +234,9 @@ func newGoldenVerifier(t testing.TB, f *goldenFile, revocations bool, clk *golde
 			t.Fatalf("NewRevocationList: %v", err)
 		}
 		cfg.Revocations = rl
+	}
+	if mod != nil {
+		mod(&cfg)
 	}
 	v, err := verifier.New(cfg)
 	if err != nil {
@@ -240,7 +287,7 @@ func TestGolden(t *testing.T) {
 		t.Fatalf("got %d golden cases, want at least 30", len(f.Cases))
 	}
 	clk := &goldenClock{}
-	v := newGoldenVerifier(t, f, true, clk)
+	vs := newGoldenVerifiers(t, f, true, clk, verifier.DefaultMaxStaleness)
 	ctx := context.Background()
 	seen := make(map[string]bool)
 	requests := 0
@@ -256,8 +303,8 @@ func TestGolden(t *testing.T) {
 			tok := c.token(t)
 			for i, r := range c.Requests {
 				requests++
-				clk.now = r.at(t)
-				d := v.Authorize(ctx, tok, r.request())
+				clk.set(r.at(t), r.RevocationAgeMS)
+				d := vs.pick(r.RevocationAgeMS).Authorize(ctx, tok, r.request())
 				if got := wantOf(d); !sameWant(got, r.Want) {
 					t.Errorf("request %d (%s %s at %s): got %v, want %v; message: %s",
 						i, r.Operation, r.Resource, r.Time, got, r.Want, d.Message)
@@ -604,6 +651,7 @@ func bStrSet(ss ...string) biscuit.Set {
 type gReq struct {
 	req    verifier.Request
 	at     time.Time
+	ageMS  *int64 // staleness of the revocation list; nil: not tracked
 	reason string
 	failed int // failed checks, for check failures
 }
@@ -623,6 +671,7 @@ func (r gReq) records(n int) gReq                  { r.req.Records = n; return r
 func (r gReq) fields(fs ...string) gReq            { r.req.Fields = fs; return r }
 func (r gReq) attrs(a map[string]string) gReq      { r.req.Attributes = a; return r }
 func (r gReq) when(at time.Time) gReq              { r.at = at; return r }
+func (r gReq) aged(ms int64) gReq                  { r.ageMS = &ms; return r }
 func (r gReq) want(reason string, failed int) gReq { r.reason, r.failed = reason, failed; return r }
 func (r gReq) denied(reason string) gReq           { return r.want(reason, 0) }
 func (r gReq) failing(reason string, n int) gReq   { return r.want(reason, n) }
@@ -662,14 +711,14 @@ func generateGolden(t testing.TB) *goldenFile {
 		Revoked:       revoked,
 	}
 	clk := &goldenClock{}
-	v := newGoldenVerifier(t, f, true, clk)
+	vs := newGoldenVerifiers(t, f, true, clk, verifier.DefaultMaxStaleness)
 	ctx := context.Background()
 	bad := 0
 	for _, c := range cases {
 		gc := goldenCase{Name: c.name, Description: c.desc, Token: base64.RawURLEncoding.EncodeToString(c.token)}
 		for i, r := range c.reqs {
-			clk.now = r.at
-			d := v.Authorize(ctx, c.token, r.req)
+			clk.set(r.at, r.ageMS)
+			d := vs.pick(r.ageMS).Authorize(ctx, c.token, r.req)
 			got := wantOf(d)
 			want := goldenWant{Allowed: r.reason == spec.ReasonAllowed, Reason: r.reason, FailedChecks: r.failed}
 			if want.Allowed {
@@ -686,15 +735,16 @@ func generateGolden(t testing.TB) *goldenFile {
 					c.name, i, r.req.Operation, r.req.Resource, r.at.Format(time.RFC3339), got, want, d.Message)
 			}
 			gc.Requests = append(gc.Requests, goldenRequest{
-				Resource:   r.req.Resource,
-				Operation:  r.req.Operation,
-				Presenter:  r.req.Presenter,
-				Service:    r.req.Service,
-				Records:    r.req.Records,
-				Fields:     r.req.Fields,
-				Attributes: r.req.Attributes,
-				Time:       r.at.UTC().Format(time.RFC3339),
-				Want:       want,
+				Resource:        r.req.Resource,
+				Operation:       r.req.Operation,
+				Presenter:       r.req.Presenter,
+				Service:         r.req.Service,
+				Records:         r.req.Records,
+				Fields:          r.req.Fields,
+				Attributes:      r.req.Attributes,
+				Time:            r.at.UTC().Format(time.RFC3339),
+				RevocationAgeMS: r.ageMS,
+				Want:            want,
 			})
 		}
 		f.Cases = append(f.Cases, gc)
@@ -1442,6 +1492,84 @@ func goldenCases(t testing.TB) ([]gCase, []string) {
 				q("crm/contacts", "read").records(-1).denied(malformed),
 				q("crm/contacts", "read").attrs(many).denied(limits),
 				q("crm/contacts", "read").fields(fs...).denied(limits),
+			}})
+	}
+
+	// --- Freshness of the revocation list (token.md §2 max_staleness,
+	// §3 revocation_age). Requests with revocation_age_ms are decided by
+	// a verifier that tracks freshness; the others by one that does not.
+	stale := spec.ReasonRevocationStale
+	{
+		name := "ok/max-staleness-within-bound"
+		c := baseClaims()
+		c.MaxStaleness = 2 * time.Second
+		add(gCase{name: name, desc: "A token bound to a revocation list at most 2 s old (check if revocation_age($a), $a <= 2000) at verifiers whose list is fresh enough.",
+			token: m1(kit(name), c),
+			reqs: []gReq{
+				q("crm/contacts", "read").aged(0),
+				q("crm/contacts", "read").aged(1500),
+				q("crm/notes/7", "read").aged(2000),
+			}})
+	}
+	{
+		name := "fail/max-staleness-exceeded"
+		c := baseClaims()
+		c.MaxStaleness = 2 * time.Second
+		add(gCase{name: name, desc: "The same bound at verifiers whose list is older: revocation_stale, also when the token has expired (it ranks first).",
+			token: m1(kit(name), c),
+			reqs: []gReq{
+				q("crm/contacts", "read").aged(2001).failing(stale, 1),
+				q("crm/contacts", "read").aged(25000).failing(stale, 1),
+				q("crm/contacts", "read").aged(3000).when(goldenNow.Add(time.Hour)).failing(stale, 2),
+				q("crm/contacts", "read").aged(1000).when(goldenNow.Add(time.Hour)).failing(expired, 1),
+			}})
+	}
+	{
+		name := "fail/max-staleness-without-freshness"
+		c := baseClaims()
+		c.MaxStaleness = 20 * time.Second
+		add(gCase{name: name, desc: "A verifier that tracks no freshness supplies no revocation_age fact: the bound fails closed (revocation_stale).",
+			token: m1(kit(name), c),
+			reqs: []gReq{
+				q("crm/contacts", "read").failing(stale, 1),
+				q("crm/contacts", "read").aged(0),
+			}})
+	}
+	{
+		name := "ok/no-max-staleness-any-freshness"
+		add(gCase{name: name, desc: "A token without the bound is allowed whatever the staleness below the verifier's own bound, and where freshness is not tracked.",
+			token: m1(kit(name), baseClaims()),
+			reqs: []gReq{
+				q("crm/contacts", "read"),
+				q("crm/contacts", "read").aged(0),
+				q("crm/contacts", "read").aged(29000),
+			}})
+	}
+	{
+		name := "fail/max-staleness-narrowed-by-attenuation"
+		k := kit(name)
+		c := baseClaims()
+		c.MaxStaleness = 10 * time.Second
+		narrowed := k.restrict(m1(k, c), goldenNow, attenuation.MaxStaleness(2*time.Second))
+		add(gCase{name: name, desc: "An attenuation block narrows a 10 s bound to 2 s: both checks must pass.",
+			token: narrowed,
+			reqs: []gReq{
+				q("crm/contacts", "read").aged(2000),
+				q("crm/contacts", "read").aged(5000).failing(stale, 1),
+				q("crm/contacts", "read").aged(11000).failing(stale, 2),
+			}})
+	}
+	{
+		name := "fail/max-staleness-not-widened-by-attenuation"
+		k := kit(name)
+		c := baseClaims()
+		c.MaxStaleness = 2 * time.Second
+		widened := k.restrict(m1(k, c), goldenNow, attenuation.MaxStaleness(20*time.Second))
+		add(gCase{name: name, desc: "An attenuation block with a larger bound does not widen the authority block's.",
+			token: widened,
+			reqs: []gReq{
+				q("crm/contacts", "read").aged(2000),
+				q("crm/contacts", "read").aged(5000).failing(stale, 1),
 			}})
 	}
 

@@ -231,7 +231,11 @@ type middleware struct {
 //   - 400 bad_request when route fails;
 //   - 403 with `Bearer error="insufficient_scope"` for the other reasons
 //     (presenter_mismatch, service_mismatch, outside_time_window,
-//     constraint_violated, check_failed, not_granted).
+//     constraint_violated, check_failed, not_granted);
+//   - 503 with `Retry-After: 1` and no WWW-Authenticate for
+//     revocation_stale: the service's copy of the revocation list is not
+//     fresh enough to decide (token.md §10); the token may be fine, the
+//     client should retry, at this or another replica.
 //
 // It panics if v or route is nil. The handler is safe for concurrent use.
 func Middleware(v *Verifier, route RouteFunc, opts ...MiddlewareOption) func(http.Handler) http.Handler {
@@ -323,6 +327,12 @@ func bearerToken(r *http.Request) ([]byte, string) {
 	return token, ""
 }
 
+// retryAfterStale is the Retry-After of a revocation_stale answer, in
+// seconds: issuer nodes send a heartbeat at least every second
+// (spec/sync.md §5), so a verifier that is catching up is usually fresh
+// again within one.
+const retryAfterStale = "1"
+
 type problemText struct {
 	status        int
 	title, detail string
@@ -339,6 +349,7 @@ var problemTexts = map[string]problemText{
 	spec.ReasonUnknownKey:         {http.StatusUnauthorized, "Unknown signing key", "The token is not signed by a root key this service trusts."},
 	spec.ReasonBadSignature:       {http.StatusUnauthorized, "Bad signature", "A signature of the token does not verify."},
 	spec.ReasonRevoked:            {http.StatusUnauthorized, "Token revoked", "The token or a token it was derived from has been revoked."},
+	spec.ReasonRevocationStale:    {http.StatusServiceUnavailable, "Revocation list not current", "This service cannot currently confirm the token is not revoked; retry shortly."},
 	spec.ReasonExpired:            {http.StatusUnauthorized, "Token expired", "The token has expired; request a new one."},
 	spec.ReasonPresenterMismatch:  {http.StatusForbidden, "Wrong presenter", "The token is bound to other workloads than the caller."},
 	spec.ReasonServiceMismatch:    {http.StatusForbidden, "Wrong service", "The token is not valid for this service."},
@@ -360,6 +371,8 @@ func (m *middleware) refuse(w http.ResponseWriter, r *http.Request, code string,
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 	case t.status == http.StatusForbidden:
 		w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope"`)
+	case t.status == http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", retryAfterStale)
 	}
 	m.log.LogAttrs(r.Context(), slog.LevelInfo, "request denied",
 		slog.String("reason", code),

@@ -64,6 +64,7 @@ type mwTokenSpec struct {
 	rights     []string           // nil: crm/contacts:read
 	expires    time.Time          // zero: mwNow + 5 minutes
 	presenters []string           // non-empty: a presenter check
+	staleMS    int64              // > 0: a max_staleness check (token.md §2)
 }
 
 const mwTokenID = "5f0c1a2b3c4d5e6f708192a3b4c5d6e7"
@@ -136,6 +137,16 @@ func mwToken(t testing.TB, s mwTokenSpec) []byte {
 				biscuit.Value{Term: set},
 				biscuit.Value{Term: biscuit.Variable("p")},
 				biscuit.BinaryContains,
+			}))
+	}
+	if s.staleMS > 0 {
+		// check if revocation_age($a), $a <= MS
+		checks = append(checks, query(
+			biscuit.Predicate{Name: spec.AmbientRevocationAge, IDs: []biscuit.Term{biscuit.Variable("a")}},
+			biscuit.Expression{
+				biscuit.Value{Term: biscuit.Variable("a")},
+				biscuit.Value{Term: biscuit.Integer(s.staleMS)},
+				biscuit.BinaryLessOrEqual,
 			}))
 	}
 	b := biscuit.NewBuilder(root)
@@ -273,8 +284,9 @@ func (l *lockedBuffer) String() string {
 }
 
 type mwEnvOpts struct {
-	mtls bool // require client SVIDs; otherwise no client certificates
-	opts []MiddlewareOption
+	mtls      bool // require client SVIDs; otherwise no client certificates
+	opts      []MiddlewareOption
+	freshness FreshnessSource // nil: none
 }
 
 func newMWEnv(t *testing.T, o mwEnvOpts) *mwEnv {
@@ -292,6 +304,7 @@ func newMWEnv(t *testing.T, o mwEnvOpts) *mwEnv {
 	cfg.Revocations = revs
 	cfg.Now = func() time.Time { return mwNow }
 	cfg.Service = mwService.String()
+	cfg.Freshness = o.freshness
 	v, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -749,5 +762,73 @@ func TestVerifierImportBoundary(t *testing.T) {
 				t.Errorf("verifier depends on %s", dep)
 			}
 		}
+	}
+}
+
+// mwFreshness is a FreshnessSource the test moves while server
+// goroutines read it.
+type mwFreshness struct {
+	mu   sync.Mutex
+	asOf time.Time
+	ok   bool
+}
+
+func (f *mwFreshness) CurrentAsOf() (time.Time, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.asOf, f.ok
+}
+
+func (f *mwFreshness) set(asOf time.Time, ok bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.asOf, f.ok = asOf, ok
+}
+
+// revocation_stale is the service's state, not the token's: 503 with
+// Retry-After and no WWW-Authenticate (token.md §10).
+func TestMiddlewareRevocationStale(t *testing.T) {
+	mwNoLeaks(t)
+	fresh := &mwFreshness{}
+	e := newMWEnv(t, mwEnvOpts{mtls: true, freshness: fresh})
+	support := e.client(t, mwSupport)
+	plain := []string{"Bearer " + EncodeToken(mwToken(t, mwTokenSpec{}))}
+	bound := []string{"Bearer " + EncodeToken(mwToken(t, mwTokenSpec{staleMS: 2000}))}
+	for _, tc := range []struct {
+		name        string
+		ok          bool
+		age         time.Duration
+		auth        []string
+		status      int
+		failedCheck bool
+	}{
+		{name: "fail/never-current", auth: plain, status: 503},
+		{name: "fail/older-than-verifier-bound", ok: true, age: DefaultMaxStaleness + time.Second, auth: plain, status: 503},
+		{name: "ok/fresh", ok: true, age: time.Second, auth: plain, status: 200},
+		{name: "ok/fresh-enough-for-token", ok: true, age: 2 * time.Second, auth: bound, status: 200},
+		{name: "fail/older-than-token-bound", ok: true, age: 3 * time.Second, auth: bound, status: 503, failedCheck: true},
+		{name: "ok/token-without-bound", ok: true, age: 3 * time.Second, auth: plain, status: 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fresh.set(mwNow.Add(-tc.age), tc.ok)
+			got := e.do(t, support, http.MethodGet, "/api/crm/contacts", tc.auth)
+			if tc.status == 200 {
+				if got.status != 200 {
+					t.Fatalf("got %d %s, want 200", got.status, got.body)
+				}
+				return
+			}
+			checkProblem(t, got, http.StatusServiceUnavailable, spec.ReasonRevocationStale, "")
+			if ra := got.header.Get("Retry-After"); ra != "1" {
+				t.Errorf("got Retry-After %q, want \"1\"", ra)
+			}
+			fc, _ := got.problem["failed_checks"].([]any)
+			if got, want := len(fc) > 0, tc.failedCheck; got != want {
+				t.Errorf("got failed_checks %v, want present=%v", fc, want)
+			}
+			if id, _ := got.problem["token_id"].(string); id != mwTokenID {
+				t.Errorf("got token_id %q, want %q", id, mwTokenID)
+			}
+		})
 	}
 }

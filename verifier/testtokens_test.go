@@ -67,6 +67,26 @@ type coreRevocations map[string]bool
 
 func (r coreRevocations) Revoked(id string) bool { return r[id] }
 
+// coreAgentRevocations is a RevocationSource that revokes no id and,
+// as an AgentRevocationSource, every token of an agent issued before the
+// agent's time.
+type coreAgentRevocations map[string]time.Time
+
+func (r coreAgentRevocations) Revoked(string) bool { return false }
+
+func (r coreAgentRevocations) AgentRevoked(agent string, issuedAt time.Time) bool {
+	before, ok := r[agent]
+	return ok && issuedAt.Before(before)
+}
+
+// coreFreshness is a FreshnessSource with a fixed answer.
+type coreFreshness struct {
+	asOf time.Time
+	ok   bool
+}
+
+func (f coreFreshness) CurrentAsOf() (time.Time, bool) { return f.asOf, f.ok }
+
 func coreVerifier(t testing.TB, mod func(*Config)) *Verifier {
 	t.Helper()
 	cfg := DefaultConfig()
@@ -163,6 +183,12 @@ func windowCheck(zone string, days []int64, from, to int64) biscuit.Check {
 }
 
 // rightsCheck is the "only these rights" restriction of token.md §5.
+// stalenessCheck is check if revocation_age($a), $a <= ms (token.md §2).
+func stalenessCheck(ms int64) biscuit.Check {
+	return checkOf(query([]biscuit.Predicate{pred(spec.AmbientRevocationAge, biscuit.Variable("a"))},
+		biscuit.Expression{vr("a"), integer(ms), biscuit.BinaryLessOrEqual}))
+}
+
 func rightsCheck(rights ...spec.Right) biscuit.Check {
 	var qs []biscuit.Rule
 	for _, r := range rights {

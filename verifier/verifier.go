@@ -14,19 +14,25 @@ import (
 // Verifier authorizes requests carrying writ tokens, offline. It is safe
 // for concurrent use; create one per service with New and share it.
 type Verifier struct {
-	keys    KeySource
-	revs    RevocationSource
-	now     func() time.Time
-	lim     Limits
-	service string
-	log     *slog.Logger
-	cache   *tokenCache // nil: no cache
-	pool    sync.Pool   // *evalCtx
+	keys      KeySource
+	revs      RevocationSource
+	agentRevs AgentRevocationSource // revs, when it implements it
+	keyRevs   KeyRevocationSource   // keys, when it implements it
+	fresh     FreshnessSource       // nil: no freshness bound, no revocation_age fact
+	maxStale  time.Duration
+	now       func() time.Time
+	lim       Limits
+	service   string
+	log       *slog.Logger
+	cache     *tokenCache // nil: no cache
+	pool      sync.Pool   // *evalCtx
 }
 
 // New returns a Verifier for cfg. It returns an error wrapping
 // ErrInvalidConfig when cfg.Validate fails. The Verifier keeps cfg's
-// KeySource and RevocationSource and calls them on every Authorize.
+// KeySource, RevocationSource and FreshnessSource and calls them on every
+// Authorize; whether they implement AgentRevocationSource and
+// KeyRevocationSource is decided here, once.
 func New(cfg Config) (*Verifier, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -34,6 +40,7 @@ func New(cfg Config) (*Verifier, error) {
 	v := &Verifier{
 		keys:    cfg.Keys,
 		revs:    cfg.Revocations,
+		fresh:   cfg.Freshness,
 		now:     cfg.Now,
 		lim:     cfg.Limits,
 		service: cfg.Service,
@@ -42,6 +49,11 @@ func New(cfg Config) (*Verifier, error) {
 	if v.log == nil {
 		v.log = slog.New(slog.DiscardHandler)
 	}
+	if v.fresh != nil {
+		v.maxStale = cfg.MaxStaleness
+	}
+	v.agentRevs, _ = cfg.Revocations.(AgentRevocationSource)
+	v.keyRevs, _ = cfg.Keys.(KeyRevocationSource)
 	if cfg.CacheSize > 0 {
 		v.cache = newTokenCache(cfg.CacheSize)
 	}
@@ -63,17 +75,25 @@ func New(cfg Config) (*Verifier, error) {
 //     unsupported), all checked before anything is evaluated;
 //  3. the root key (unknown_key) and the signature chain and proof
 //     (bad_signature);
-//  4. revocation of any block's id or of the token id (revoked);
+//  4. revocation: any block's id or the token id (RevocationSource), the
+//     token's agent issued before its revocation (AgentRevocationSource),
+//     the root key that verified it (KeyRevocationSource) → revoked; then,
+//     with a FreshnessSource, a copy never current or older than
+//     Config.MaxStaleness → revocation_stale;
 //  5. every check of every block, all evaluated, every failure listed in
 //     FailedChecks, the reason being that of the most significant one
-//     (expired, presenter_mismatch, service_mismatch, outside_time_window,
+//     (revocation_stale — a max_staleness check, token.md §2 —, expired,
+//     presenter_mismatch, service_mismatch, outside_time_window,
 //     constraint_violated, check_failed, in that order);
 //  6. the allow policy (not_granted, with MissingRight).
 //
 // Steps 2 and 3 run once per distinct token: their result is cached by the
 // SHA-256 of the bytes (Config.CacheSize) and reused while the root key
-// that verified the token is still in the KeySource. Revocation, the
-// clock and every check are evaluated on every call.
+// that verified the token is still in the KeySource. Revocation (of
+// ids, agents and keys, so a cached token of a key revoked later is
+// refused), freshness, the clock and every check are evaluated on every
+// call. Config.Now is read once per call: the time fact and the
+// staleness come from the same instant.
 //
 // An allowed decision carries Constraints the service must apply when it
 // passed Records 0 or no Fields. When req.Records is 0, a token whose
@@ -83,8 +103,14 @@ func New(cfg Config) (*Verifier, error) {
 // carry when req.Fields is empty. Decision.FailedChecks lists at most 8
 // checks, their literals and text cut short (token.md §7).
 //
+// The revocation_age fact (token.md §3) is the staleness in milliseconds,
+// rounded up, and is supplied only with a FreshnessSource: without one a
+// token carrying a max_staleness check is denied revocation_stale (it
+// fails closed).
+//
 // ctx is used for logging only: Authorize does no I/O besides the
-// KeySource and RevocationSource calls, and its work is bounded by Limits.
+// KeySource, RevocationSource and FreshnessSource calls, and its work is
+// bounded by Limits.
 func (v *Verifier) Authorize(ctx context.Context, token []byte, req Request) Decision {
 	d := v.authorize(token, &req)
 	if v.log.Enabled(ctx, slog.LevelDebug) {
@@ -213,13 +239,40 @@ func (v *Verifier) evaluate(c *compiled, req *Request) Decision {
 			return d
 		}
 	}
+	if v.agentRevs != nil && v.agentRevs.AgentRevoked(c.agent, c.issuedAtTime()) {
+		d.Reason = spec.ReasonRevoked
+		d.Message = "the token's agent is revoked for tokens issued before its revocation"
+		return d
+	}
+	if v.keyRevs != nil && v.keyRevs.KeyRevoked(c.rootKeyID) {
+		d.Reason = spec.ReasonRevoked
+		d.Message = fmt.Sprintf("root key %d is revoked", c.rootKeyID)
+		return d
+	}
+	now := v.now()
+	age := int64(-1) // no revocation_age fact
+	if v.fresh != nil {
+		asOf, ok := v.fresh.CurrentAsOf()
+		if !ok {
+			d.Reason = spec.ReasonRevocationStale
+			d.Message = "the revocation list has never been current"
+			return d
+		}
+		stale := max(now.Sub(asOf), 0)
+		if stale > v.maxStale {
+			d.Reason = spec.ReasonRevocationStale
+			d.Message = fmt.Sprintf("the revocation list is %v old, more than %v", stale.Round(time.Millisecond), v.maxStale)
+			return d
+		}
+		age = ageMillis(stale)
+	}
 
 	service := req.Service
 	if service == "" {
 		service = v.service
 	}
 	e := v.pool.Get().(*evalCtx)
-	e.setAmbient(c, v.now().Unix(), req, service)
+	e.setAmbient(c, now.Unix(), req, service, age)
 	best := len(reasonRank)
 	failed := 0
 	for i := range c.checks {
@@ -269,8 +322,26 @@ func (v *Verifier) evaluate(c *compiled, req *Request) Decision {
 	return d
 }
 
+// ageMillis is the revocation_age fact of a staleness: whole milliseconds,
+// rounded up, so that a bound of N ms holds only for a staleness of at
+// most N ms.
+func ageMillis(stale time.Duration) int64 {
+	return int64((stale + time.Millisecond - 1) / time.Millisecond)
+}
+
+// issuedAtTime is the time AgentRevoked is asked about: the issued_at
+// fact, or the zero time when the token has none (every agent revocation
+// then applies: fail closed).
+func (c *compiled) issuedAtTime() time.Time {
+	if !c.hasIssuedAt {
+		return time.Time{}
+	}
+	return time.Unix(c.issuedAt, 0).UTC()
+}
+
 // reasonRank orders the reasons of failed checks (token.md §7).
 var reasonRank = []string{
+	spec.ReasonRevocationStale,
 	spec.ReasonExpired,
 	spec.ReasonPresenterMismatch,
 	spec.ReasonServiceMismatch,

@@ -571,6 +571,47 @@ func coreAuthCases() []authCase {
 		{name: "fail/ambient-fact-in-token", token: func(t testing.TB) []byte {
 			return stdToken(t, authority{facts: append(writFacts(), fact("resource", biscuit.String("crm/contacts")))})
 		}, want: spec.ReasonMalformed},
+		{name: "fail/revocation-age-fact-in-token", token: func(t testing.TB) []byte {
+			// A token cannot vouch for the verifier's freshness itself.
+			return stdToken(t, authority{
+				facts:  append(writFacts(contacts), fact(spec.AmbientRevocationAge, biscuit.Integer(0))),
+				checks: []biscuit.Check{expiryCheck(coreTestNow.Add(time.Minute)), stalenessCheck(2000)},
+			})
+		}, want: spec.ReasonMalformed},
+		{name: "fail/staleness-check-any-shape-without-freshness", token: func(t testing.TB) []byte {
+			c := checkOf(query([]biscuit.Predicate{pred(spec.AmbientRevocationAge, biscuit.Variable("a"))},
+				biscuit.Expression{vr("a"), integer(0), biscuit.BinaryGreaterOrEqual},
+				biscuit.Expression{vr("a"), integer(100), biscuit.BinaryLessThan}))
+			return stdToken(t, authority{}, []biscuit.Check{c})
+		}, want: spec.ReasonRevocationStale, check: func(t *testing.T, d Decision) {
+			if len(d.FailedChecks) != 1 || d.FailedChecks[0].Reason != spec.ReasonRevocationStale || d.FailedChecks[0].Block != 1 {
+				t.Errorf("failed checks: got %+v, want one of block 1, revocation_stale", d.FailedChecks)
+			}
+		}},
+		{name: "ok/staleness-check-any-shape-with-freshness", token: func(t testing.TB) []byte {
+			c := checkOf(query([]biscuit.Predicate{pred(spec.AmbientRevocationAge, biscuit.Variable("a"))},
+				biscuit.Expression{vr("a"), integer(0), biscuit.BinaryGreaterOrEqual},
+				biscuit.Expression{vr("a"), integer(100), biscuit.BinaryLessThan}))
+			return stdToken(t, authority{}, []biscuit.Check{c})
+		}, cfg: func(c *Config) { c.Freshness = coreFreshness{asOf: coreTestNow.Add(-99 * time.Millisecond), ok: true} }, want: spec.ReasonAllowed},
+		{name: "fail/staleness-check-mixed-is-check-failed", token: func(t testing.TB) []byte {
+			c := checkOf(query([]biscuit.Predicate{pred(spec.AmbientRevocationAge, biscuit.Variable("a")), pred("records", biscuit.Variable("n"))},
+				biscuit.Expression{vr("a"), vr("n"), biscuit.BinaryLessOrEqual}))
+			return stdToken(t, authority{}, []biscuit.Check{c})
+		}, req: &Request{Resource: "crm/contacts", Operation: "read", Records: 1}, want: spec.ReasonCheckFailed},
+		{name: "fail/agent-revoked-token-without-issued-at", token: func(t testing.TB) []byte {
+			// No issued_at: the token may be from before any revocation
+			// of its agent, so every one applies.
+			var fs []biscuit.Fact
+			for _, f := range writFacts(contacts) {
+				if f.Name != spec.FactIssuedAt {
+					fs = append(fs, f)
+				}
+			}
+			return stdToken(t, authority{facts: fs})
+		}, cfg: func(c *Config) {
+			c.Revocations = coreAgentRevocations{"spiffe://acme.example/agents/support": time.Unix(1, 0)}
+		}, want: spec.ReasonRevoked},
 		{name: "fail/right-of-wrong-type", token: func(t testing.TB) []byte {
 			return stdToken(t, authority{facts: append(writFacts(), fact("right", biscuit.Integer(1), biscuit.String("read")))})
 		}, want: spec.ReasonMalformed},
@@ -1012,9 +1053,26 @@ func TestConfigValidate(t *testing.T) {
 		{"fail/huge-limit", func(c *Config) { c.Limits.MaxTokenBytes = 1 << 30 }},
 		{"fail/negative-cache", func(c *Config) { c.CacheSize = -1 }},
 		{"fail/service-not-spiffe", func(c *Config) { c.Service = "https://crm" }},
+		{"fail/freshness-without-bound", func(c *Config) { c.Freshness = coreFreshness{}; c.MaxStaleness = 0 }},
+		{"fail/freshness-negative-bound", func(c *Config) { c.Freshness = coreFreshness{}; c.MaxStaleness = -time.Second }},
+		{"fail/freshness-bound-over-a-day", func(c *Config) { c.Freshness = coreFreshness{}; c.MaxStaleness = 24*time.Hour + 1 }},
 	}
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("ok: got %v, want nil", err)
+	}
+	if ok.MaxStaleness != DefaultMaxStaleness || DefaultMaxStaleness != 30*time.Second {
+		t.Errorf("DefaultConfig().MaxStaleness: got %v, want 30s", ok.MaxStaleness)
+	}
+	for name, mod := range map[string]func(*Config){
+		"ok/no-freshness-bound-unused": func(c *Config) { c.MaxStaleness = 0 },
+		"ok/freshness-day":             func(c *Config) { c.Freshness = coreFreshness{}; c.MaxStaleness = 24 * time.Hour },
+		"ok/freshness-nanosecond":      func(c *Config) { c.Freshness = coreFreshness{}; c.MaxStaleness = 1 },
+	} {
+		c := ok
+		mod(&c)
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: got %v, want nil", name, err)
+		}
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

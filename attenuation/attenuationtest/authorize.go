@@ -19,6 +19,10 @@ type Request struct {
 	Presenter, Service  string // empty: fact absent
 	Records             int
 	Fields              []string
+	// HasRevocationAge adds the fact revocation_age(RevocationAgeMS), as
+	// a verifier tracking freshness does (token.md §3); false: absent.
+	HasRevocationAge bool
+	RevocationAgeMS  int64
 }
 
 // ErrDenied is returned by Authorize when the token is well formed and
@@ -73,6 +77,9 @@ func Authorize(token []byte, root ed25519.PublicKey, req Request) error {
 		}
 		lt := now.In(loc)
 		fact("local_time", biscuit.String(z), biscuit.Integer(lt.Weekday()), biscuit.Integer(lt.Hour()*60+lt.Minute()))
+	}
+	if req.HasRevocationAge {
+		fact("revocation_age", biscuit.Integer(req.RevocationAgeMS))
 	}
 
 	v := func(s string) biscuit.Term { return biscuit.Variable(s) }

@@ -70,13 +70,19 @@ type Claims struct {
 	Windows [][]spec.TimeWindow
 	// Services, when set, restricts the audience to these SPIFFE IDs.
 	Services []string
+	// MaxStaleness, when positive, makes the token usable only at
+	// verifiers whose revocation list was current at most this long ago
+	// (attenuation.MaxStaleness, token.md §2); verifiers that track no
+	// freshness refuse it. Rounded down to the millisecond; 1 ms to
+	// attenuation.MaxStalenessBound.
+	MaxStaleness time.Duration
 }
 
 // Mint signs a token for c with key: the authority block of token.md §2
 // (facts writ_version, token_id, issuer, agent, issued_at, policy_version,
 // then one right or right_prefix per right; then the checks expiry,
-// presenter, records, fields, one per window set, service, those that
-// apply)
+// presenter, records, fields, one per window set, service, max
+// staleness, those that apply)
 // and rootKeyId = key.ID. It returns the serialized token and its token id.
 //
 // rng supplies the token id when c.TokenID is empty and the seed of the
@@ -260,7 +266,7 @@ func validate(c Claims) (validated, error) {
 
 	// The checks, in the order of token.md §2, built by the attenuation
 	// package so that a check reads the same in every block.
-	rs := make([]attenuation.Restriction, 0, 5+len(c.Windows))
+	rs := make([]attenuation.Restriction, 0, 6+len(c.Windows))
 	rs = append(rs, attenuation.ExpireBy(expiry))
 	if len(c.Presenters) > 0 {
 		rs = append(rs, attenuation.BindPresenters(c.Presenters...))
@@ -294,6 +300,12 @@ func validate(c Claims) (validated, error) {
 	}
 	if len(c.Services) > 0 {
 		rs = append(rs, attenuation.OnlyServices(c.Services...))
+	}
+	switch {
+	case c.MaxStaleness < 0:
+		return badf("max staleness %s is negative", c.MaxStaleness)
+	case c.MaxStaleness > 0:
+		rs = append(rs, attenuation.MaxStaleness(c.MaxStaleness)) // invalid: refused below, by Check
 	}
 	if len(rs) > MaxChecks {
 		return validated{}, fmt.Errorf("%w: %d checks, at most %d", ErrLimitExceeded, len(rs), MaxChecks)

@@ -79,6 +79,16 @@ func windowSetsClaims() Claims {
 	return c
 }
 
+// stalenessClaims bounds the verifier's revocation staleness at 2.5 s
+// (given with a sub-millisecond part, which is dropped) and names a
+// service, whose check comes before it.
+func stalenessClaims() Claims {
+	c := minimalClaims()
+	c.Services = []string{crmID}
+	c.MaxStaleness = 2500*time.Millisecond + 900*time.Microsecond
+	return c
+}
+
 func minimalClaims() Claims {
 	return Claims{
 		TokenID:       tokenID,
@@ -138,6 +148,24 @@ func TestMintFollowsSpecShape(t *testing.T) {
 				`check if local_time("Europe/Paris", $d, $m), [1, 2, 3, 4, 5].contains($d), $m >= 540, $m < 1080` +
 					` or local_time("Asia/Tokyo", $d, $m), [6].contains($d), $m >= 600, $m < 840`,
 				`check if local_time("UTC", $d, $m), [0, 1, 2, 3, 4, 5, 6].contains($d), $m >= 0, $m < 960`,
+			},
+		},
+		{
+			name:   "ok/max-staleness",
+			claims: stalenessClaims(),
+			wantFacts: []string{
+				`writ_version(1)`,
+				`token_id("5f0c0000000000000000000000000001")`,
+				`issuer("spiffe://acme.example/writ")`,
+				`agent("spiffe://acme.example/agents/support")`,
+				`issued_at(2026-11-27T10:00:00Z)`,
+				`policy_version("` + policyVer + `")`,
+				`right("crm/contacts", "read")`,
+			},
+			wantChecks: []string{
+				`check if time($t), $t <= 2026-11-27T10:05:00Z`,
+				`check if service($s), ["spiffe://acme.example/svc/crm"].contains($s)`,
+				`check if revocation_age($a), $a <= 2500`,
 			},
 		},
 		{
@@ -323,10 +351,11 @@ func TestMintMatchesBiscuitGoBuilder(t *testing.T) {
 	key := testKey(t)
 	seed := bytes.Repeat([]byte{0xa5}, 32)
 	for name, c := range map[string]Claims{
-		"ok/minimal":     minimalClaims(),
-		"ok/every-claim": fullClaims(),
-		"ok/window-sets": windowSetsClaims(),
-		"ok/large":       largeClaims(),
+		"ok/minimal":       minimalClaims(),
+		"ok/every-claim":   fullClaims(),
+		"ok/window-sets":   windowSetsClaims(),
+		"ok/max-staleness": stalenessClaims(),
+		"ok/large":         largeClaims(),
 	} {
 		t.Run(name, func(t *testing.T) {
 			got, _, err := Mint(bytes.NewReader(seed), key, c)
@@ -473,6 +502,12 @@ func TestMintRefusesBadInput(t *testing.T) {
 		}, []error{ErrLimitExceeded}, "mint: limit exceeded: 123 rights, at most 122"},
 		{"fail/negative-records", func(c *Claims, k *Key) { c.MaxRecords = -1 },
 			[]error{ErrBadClaims}, "mint: bad claims: max records -1 is negative"},
+		{"fail/negative-max-staleness", func(c *Claims, k *Key) { c.MaxStaleness = -time.Second },
+			[]error{ErrBadClaims}, "mint: bad claims: max staleness -1s is negative"},
+		{"fail/max-staleness-below-a-millisecond", func(c *Claims, k *Key) { c.MaxStaleness = 999 * time.Microsecond },
+			[]error{ErrBadClaims, attenuation.ErrBadRestriction}, "mint: bad claims: attenuation: bad restriction: MaxStaleness: bound 999µs, want 1ms to 24h0m0s"},
+		{"fail/max-staleness-too-long", func(c *Claims, k *Key) { c.MaxStaleness = 24*time.Hour + time.Millisecond },
+			[]error{ErrBadClaims, attenuation.ErrBadRestriction}, "mint: bad claims: attenuation: bad restriction: MaxStaleness: bound 24h0m0.001s, want 1ms to 24h0m0s"},
 		{"fail/bad-presenter", func(c *Claims, k *Key) { c.Presenters = []string{"spiffe://acme.example/a/"} },
 			[]error{ErrBadClaims, attenuation.ErrBadRestriction}, `mint: bad claims: attenuation: bad restriction: BindPresenters: SPIFFE ID 0 "spiffe://acme.example/a/": path cannot have a trailing slash`},
 		{"fail/bad-window", func(c *Claims, k *Key) { c.Windows[0][0].To = 1441 },
@@ -591,5 +626,40 @@ func TestMintConcurrent(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// TestMintMaxStalenessWithBiscuitGo: biscuit-go's authorizer passes the
+// max_staleness check only with a revocation_age fact within the bound;
+// without the fact (a verifier that tracks no freshness) it fails.
+func TestMintMaxStalenessWithBiscuitGo(t *testing.T) {
+	key := testKey(t)
+	tok, _, err := Mint(nil, key, stalenessClaims())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		has   bool
+		ms    int64
+		allow bool
+	}{
+		{"ok/fresh", true, 0, true},
+		{"ok/at-bound", true, 2500, true},
+		{"fail/beyond-bound", true, 2501, false},
+		{"fail/no-freshness-fact", false, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := attenuationtest.Authorize(tok, key.public(), attenuationtest.Request{
+				Time: issuedAt.Add(time.Minute), Resource: "crm/contacts", Operation: "read", Service: crmID,
+				HasRevocationAge: tc.has, RevocationAgeMS: tc.ms,
+			})
+			if tc.allow && err != nil {
+				t.Errorf("got %v, want allowed", err)
+			}
+			if !tc.allow && !errors.Is(err, attenuationtest.ErrDenied) {
+				t.Errorf("got %v, want %v", err, attenuationtest.ErrDenied)
+			}
+		})
 	}
 }

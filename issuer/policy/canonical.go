@@ -48,6 +48,10 @@ func appendRule(b []byte, r *rule) []byte {
 		b = append(b, `,"max_records":`...)
 		b = strconv.AppendInt(b, int64(r.maxRecords), 10)
 	}
+	if r.maxStaleness > 0 {
+		b = append(b, `,"max_staleness":`...)
+		b = strconv.AppendInt(b, int64(r.maxStaleness/time.Second), 10)
+	}
 	b = append(b, `,"max_ttl":`...)
 	b = strconv.AppendInt(b, int64(r.maxTTL/time.Second), 10)
 	b = append(b, `,"name":`...)

@@ -121,8 +121,8 @@ rules:
 
 	// Structure.
 	{name: "fail/unknown-top-key", src: "version: 1\nissuer: spiffe://td/writ\nrules: []\n", wantErr: "policy: line 2: unknown key \"issuer\" (want version, defaults, rules)"},
-	{name: "fail/unknown-rule-key", src: withRule("    max_tll: 5m\n"), wantErr: "policy: line 6: rules[0]: unknown key \"max_tll\" (want name, description, subjects, rights, max_ttl, max_records, fields, time_windows, services, delegate_to, bind_presenter)"},
-	{name: "fail/unknown-defaults-key", src: "version: 1\ndefaults:\n  max_records: 5\n" + minimal[len("version: 1\n"):], wantErr: "policy: line 3: defaults: unknown key \"max_records\" (want max_ttl, bind_presenter)"},
+	{name: "fail/unknown-rule-key", src: withRule("    max_tll: 5m\n"), wantErr: "policy: line 6: rules[0]: unknown key \"max_tll\" (want name, description, subjects, rights, max_ttl, max_records, fields, time_windows, services, delegate_to, bind_presenter, max_staleness)"},
+	{name: "fail/unknown-defaults-key", src: "version: 1\ndefaults:\n  max_records: 5\n" + minimal[len("version: 1\n"):], wantErr: "policy: line 3: defaults: unknown key \"max_records\" (want max_ttl, bind_presenter, max_staleness)"},
 	{name: "fail/missing-version", src: minimal[len("version: 1\n"):], wantErr: "policy: line 1: missing key \"version\""},
 	{name: "fail/version-2", src: "version: 2\n" + minimal[len("version: 1\n"):], wantErr: "policy: line 1: version: unsupported version 2: this writ reads version 1"},
 	{name: "fail/version-string", src: "version: \"1\"\n" + minimal[len("version: 1\n"):], wantErr: "policy: line 1: version: want an integer, got string"},
@@ -172,6 +172,15 @@ rules:
 	{name: "fail/max-records-too-big", src: withRule("    max_records: 1000000001\n"), wantErr: "policy: line 6: rules[0].max_records: 1000000001: want 1 to 1000000000; omit the key for no limit"},
 	{name: "fail/max-records-hex", src: withRule("    max_records: 0x10\n"), wantErr: "policy: line 6: rules[0].max_records: want a decimal integer", beyondSchema: true},
 	{name: "fail/bind-presenter-yes", src: withRule("    bind_presenter: yes\n"), wantErr: "policy: line 6: rules[0].bind_presenter: want true or false, got string"},
+
+	{name: "ok/max-staleness", src: withRule("    max_staleness: 2s\n")},
+	{name: "ok/max-staleness-default", src: "version: 1\ndefaults: {max_staleness: 30s}\n" + minimal[len("version: 1\n"):]},
+	{name: "ok/max-staleness-longest", src: withRule("    max_staleness: 24h\n")},
+	{name: "fail/max-staleness-zero", src: withRule("    max_staleness: 0s\n"), wantErr: "policy: line 6: rules[0].max_staleness: \"0s\": want a whole number of seconds, minutes or hours, e.g. \"90s\", \"15m\", \"1h\""},
+	{name: "fail/max-staleness-milliseconds", src: withRule("    max_staleness: 1500ms\n"), wantErr: "policy: line 6: rules[0].max_staleness: \"1500ms\": want a whole number of seconds, minutes or hours, e.g. \"90s\", \"15m\", \"1h\""},
+	{name: "fail/max-staleness-too-long", src: withRule("    max_staleness: 86401s\n"), wantErr: "policy: line 6: rules[0].max_staleness: \"86401s\": longer than 24h"},
+	{name: "fail/max-staleness-number", src: withRule("    max_staleness: 2\n"), wantErr: "policy: line 6: rules[0].max_staleness: want a string, got integer"},
+	{name: "fail/bad-default-max-staleness", src: "version: 1\ndefaults: {max_staleness: 25h}\n" + minimal[len("version: 1\n"):], wantErr: "policy: line 2: defaults.max_staleness: \"25h\": longer than 24h"},
 
 	{name: "fail/bad-duration-leading-zero", src: withRule("    max_ttl: 010m\n"), wantErr: "policy: line 6: rules[0].max_ttl: \"010m\": want a whole number of seconds, minutes or hours, e.g. \"90s\", \"15m\", \"1h\""},
 

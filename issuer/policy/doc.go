@@ -24,6 +24,6 @@
 //	})
 //	if len(res.Denied) > 0 { … res.Denied[0].Reason, res.Denied[0].Alternatives … }
 //	// mint a token with res.Granted, res.TTL, res.MaxRecords, res.Fields,
-//	// res.Windows, res.Services, res.BindPresenter and policy_version
-//	// res.PolicyVersion (= p.Version()).
+//	// res.Windows, res.Services, res.BindPresenter, res.MaxStaleness and
+//	// policy_version res.PolicyVersion (= p.Version()).
 package policy

@@ -63,6 +63,10 @@ type Result struct {
 	TTL time.Duration
 	// MaxRecords is the smallest max_records of Rules; 0 means no limit.
 	MaxRecords int
+	// MaxStaleness is the smallest max_staleness of Rules: the token
+	// must carry that bound on the verifier's revocation staleness
+	// (mint.Claims.MaxStaleness, token.md §2); 0 means none.
+	MaxStaleness time.Duration
 	// Fields is the intersection of the field lists of Rules, sorted; nil
 	// means no field restriction.
 	Fields []string
@@ -173,6 +177,7 @@ func (p *Policy) Evaluate(req Request) Result {
 		res.TTL = req.TTL
 	}
 	res.MaxRecords = acc.maxRecords
+	res.MaxStaleness = acc.maxStaleness
 	if acc.fieldsSet {
 		res.Fields = slices.Clone(acc.fields)
 	}
@@ -277,16 +282,17 @@ func (w window) contains(t time.Time) bool {
 
 // accumulator holds the combined constraints of the rules chosen so far.
 type accumulator struct {
-	n           int
-	ttl         time.Duration
-	maxRecords  int
-	fields      []string
-	fieldsSet   bool
-	services    []string
-	servicesSet bool
-	windows     [][]window
-	zones       []string
-	bind        bool
+	n            int
+	ttl          time.Duration
+	maxRecords   int
+	maxStaleness time.Duration
+	fields       []string
+	fieldsSet    bool
+	services     []string
+	servicesSet  bool
+	windows      [][]window
+	zones        []string
+	bind         bool
 }
 
 // add joins r's constraints to the token's if the result is satisfiable
@@ -332,6 +338,9 @@ func (a *accumulator) add(r *rule) bool {
 	}
 	if r.maxRecords > 0 && (a.maxRecords == 0 || r.maxRecords < a.maxRecords) {
 		a.maxRecords = r.maxRecords
+	}
+	if r.maxStaleness > 0 && (a.maxStaleness == 0 || r.maxStaleness < a.maxStaleness) {
+		a.maxStaleness = r.maxStaleness
 	}
 	a.n++
 	a.fields, a.fieldsSet = fields, fieldsSet

@@ -472,3 +472,40 @@ func TestConcurrentUse(t *testing.T) {
 		}
 	}
 }
+
+// TestEvaluateMaxStaleness: the token's max_staleness is the smallest of
+// the chosen rules' (defaults applied); rules without one add none.
+func TestEvaluateMaxStaleness(t *testing.T) {
+	const withDefault = `version: 1
+defaults: {max_staleness: 30s}
+rules:
+  - {name: crm, subjects: ["spiffe://td/a"], rights: ["crm/contacts:read"]}
+  - {name: pay, subjects: ["spiffe://td/a"], rights: ["pay/*:write"], max_staleness: 2s}
+`
+	const noDefault = `version: 1
+rules:
+  - {name: docs, subjects: ["spiffe://td/a"], rights: ["docs/*:read"]}
+  - {name: pay, subjects: ["spiffe://td/a"], rights: ["pay/*:write"], max_staleness: 5m}
+`
+	for _, tc := range []struct {
+		name, policy string
+		rights       []string
+		want         time.Duration
+	}{
+		{"ok/default-applies", withDefault, []string{"crm/contacts:read"}, 30 * time.Second},
+		{"ok/rule-overrides-default", withDefault, []string{"pay/x:write"}, 2 * time.Second},
+		{"ok/smallest-of-rules", withDefault, []string{"crm/contacts:read", "pay/x:write"}, 2 * time.Second},
+		{"ok/smallest-of-rules-reversed", withDefault, []string{"pay/x:write", "crm/contacts:read"}, 2 * time.Second},
+		{"ok/none", noDefault, []string{"docs/a:read"}, 0},
+		{"ok/unbounded-rule-adds-none", noDefault, []string{"docs/a:read", "pay/x:write"}, 5 * time.Minute},
+		{"fail/nothing-granted", noDefault, []string{"hr/x:read"}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := mustParse(t, tc.policy)
+			res := p.Evaluate(Request{Subject: spiffeid.RequireFromString("spiffe://td/a"), Rights: rights(t, tc.rights...), Now: tuesday})
+			if got := res.MaxStaleness; got != tc.want {
+				t.Errorf("got MaxStaleness %v, want %v (granted %v, denied %v)", got, tc.want, res.Granted, res.Denied)
+			}
+		})
+	}
+}

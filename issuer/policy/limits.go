@@ -39,6 +39,9 @@ const (
 	MaxIDBytes = 512
 	// MaxTTL is the longest max_ttl a policy may set.
 	MaxTTL = 24 * time.Hour
+	// MaxStaleness is the longest max_staleness a policy may set, the
+	// same as MaxTTL and as attenuation.MaxStalenessBound.
+	MaxStaleness = MaxTTL
 	// MaxRecordsLimit is the largest max_records a policy may set.
 	MaxRecordsLimit = 1_000_000_000
 )

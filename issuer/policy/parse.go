@@ -233,10 +233,11 @@ func (d *decoder) file(f *ast.File) (*document, error) {
 	}
 	root := f.Docs[0].Body
 	var (
-		doc     document
-		defTTL  = DefaultMaxTTL
-		defBind = DefaultBindPresenter
-		names   = map[string]int{}
+		doc      document
+		defTTL   = DefaultMaxTTL
+		defBind  = DefaultBindPresenter
+		defStale time.Duration // none
+		names    = map[string]int{}
 	)
 	err := d.mapping(root, "", []field{
 		{name: "version", required: true, decode: func(v ast.Node, path string) error {
@@ -257,6 +258,10 @@ func (d *decoder) file(f *ast.File) (*document, error) {
 				}},
 				{name: "bind_presenter", decode: func(v ast.Node, path string) (err error) {
 					defBind, err = boolean(v, path)
+					return err
+				}},
+				{name: "max_staleness", decode: func(v ast.Node, path string) (err error) {
+					defStale, err = duration(v, path)
 					return err
 				}},
 			})
@@ -286,13 +291,16 @@ func (d *decoder) file(f *ast.File) (*document, error) {
 		if !r.hasBind {
 			r.bindPresenter = defBind
 		}
+		if !r.hasStale {
+			r.maxStaleness = defStale
+		}
 	}
 	return &doc, nil
 }
 
 // rule is one checked rule. Lists are sorted and without duplicates;
 // fields, services and windows are nil when the rule does not restrict
-// them; maxRecords is 0 when unlimited.
+// them; maxRecords and maxStaleness are 0 when unlimited.
 type rule struct {
 	name          string
 	description   string
@@ -305,9 +313,10 @@ type rule struct {
 	services      []string
 	delegateTo    []idPattern
 	bindPresenter bool
+	maxStaleness  time.Duration
 
-	hasTTL, hasBind   bool
-	nameLine, nameCol int
+	hasTTL, hasBind, hasStale bool
+	nameLine, nameCol         int
 }
 
 // window is a checked time window with its location loaded once.
@@ -414,6 +423,11 @@ func (d *decoder) rule(n ast.Node, path string) (*rule, error) {
 		{name: "bind_presenter", decode: func(v ast.Node, path string) (err error) {
 			r.bindPresenter, err = boolean(v, path)
 			r.hasBind = true
+			return err
+		}},
+		{name: "max_staleness", decode: func(v ast.Node, path string) (err error) {
+			r.maxStaleness, err = duration(v, path)
+			r.hasStale = true
 			return err
 		}},
 	})
@@ -702,7 +716,8 @@ func integer(n ast.Node, path string) (int64, error) {
 }
 
 // duration accepts a whole number of seconds, minutes or hours ("90s",
-// "15m", "1h"), more than zero and at most MaxTTL.
+// "15m", "1h"), more than zero and at most MaxTTL (also the bound of
+// max_staleness, MaxStaleness).
 func duration(n ast.Node, path string) (time.Duration, error) {
 	s, err := str(n, path)
 	if err != nil {

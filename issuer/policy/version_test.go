@@ -81,6 +81,20 @@ version: 1
 	if a != b {
 		t.Errorf("all seven days: got %s, want %s", b, a)
 	}
+	// max_staleness inherited from defaults or written in the rule, in
+	// another unit, is the same bound.
+	c := mustParse(t, "version: 1\ndefaults: {max_staleness: 1m}\n"+minimal[len("version: 1\n"):]).Version()
+	d := mustParse(t, withRule("    max_staleness: 60s\n")).Version()
+	if c != d {
+		t.Errorf("max_staleness from defaults: got %s, want %s", c, d)
+	}
+	if e := mustParse(t, minimal).Version(); e == c {
+		t.Errorf("max_staleness 60s: got the version of the policy without it, %s", e)
+	}
+	if got, want := string(mustParse(t, withRule("    max_staleness: 2m\n")).Canonical()), `"max_records"`; strings.Contains(got, want) ||
+		!strings.Contains(got, `,"max_staleness":120,"max_ttl":900,`) {
+		t.Errorf("canonical form: got %s, want max_staleness in seconds before max_ttl and no max_records", got)
+	}
 }
 
 // TestVersionFollowsMeaning: any change to what the policy grants changes
@@ -88,21 +102,23 @@ version: 1
 func TestVersionFollowsMeaning(t *testing.T) {
 	base := mustParse(t, versionBase).Version()
 	edits := map[string][2]string{
-		"rule-name":        {"name: write", "name: write2"},
-		"subject":          {`"spiffe://td/b/*"`, `"spiffe://td/b/c"`},
-		"right":            {`"crm/contacts:read"`, `"crm/contacts:list"`},
-		"default-ttl":      {"  max_ttl: 10m", "  max_ttl: 11m"},
-		"rule-ttl":         {"max_ttl: 5m", "max_ttl: 4m"},
-		"field":            {"fields: [name, email]", "fields: [name]"},
-		"window-zone":      {"zone: UTC", "zone: Etc/UTC"},
-		"window-day":       {"days: [mon, fri]", "days: [mon, thu]"},
-		"window-minute":    {`to: "21:00"`, `to: "21:01"`},
-		"bind-presenter":   {"bind_presenter: false", "bind_presenter: true"},
-		"add-records":      {"    max_ttl: 5m\n", "    max_ttl: 5m\n    max_records: 5\n"},
-		"add-description":  {"  - name: write\n", "  - name: write\n    description: writes notes\n"},
-		"add-service":      {"    max_ttl: 5m\n", "    max_ttl: 5m\n    services: [\"spiffe://td/s\"]\n"},
-		"add-delegate-to":  {"    max_ttl: 5m\n", "    max_ttl: 5m\n    delegate_to: [\"spiffe://td/x/*\"]\n"},
-		"rule-order-swaps": {"", ""}, // filled below
+		"rule-name":         {"name: write", "name: write2"},
+		"subject":           {`"spiffe://td/b/*"`, `"spiffe://td/b/c"`},
+		"right":             {`"crm/contacts:read"`, `"crm/contacts:list"`},
+		"default-ttl":       {"  max_ttl: 10m", "  max_ttl: 11m"},
+		"rule-ttl":          {"max_ttl: 5m", "max_ttl: 4m"},
+		"field":             {"fields: [name, email]", "fields: [name]"},
+		"window-zone":       {"zone: UTC", "zone: Etc/UTC"},
+		"window-day":        {"days: [mon, fri]", "days: [mon, thu]"},
+		"window-minute":     {`to: "21:00"`, `to: "21:01"`},
+		"bind-presenter":    {"bind_presenter: false", "bind_presenter: true"},
+		"add-records":       {"    max_ttl: 5m\n", "    max_ttl: 5m\n    max_records: 5\n"},
+		"add-description":   {"  - name: write\n", "  - name: write\n    description: writes notes\n"},
+		"add-service":       {"    max_ttl: 5m\n", "    max_ttl: 5m\n    services: [\"spiffe://td/s\"]\n"},
+		"add-delegate-to":   {"    max_ttl: 5m\n", "    max_ttl: 5m\n    delegate_to: [\"spiffe://td/x/*\"]\n"},
+		"add-staleness":     {"    max_ttl: 5m\n", "    max_ttl: 5m\n    max_staleness: 2s\n"},
+		"default-staleness": {"  max_ttl: 10m\n", "  max_ttl: 10m\n  max_staleness: 30s\n"},
+		"rule-order-swaps":  {"", ""}, // filled below
 	}
 	seen := map[string]string{base: "base"}
 	for name, e := range edits {
