@@ -98,6 +98,28 @@ type Config struct {
 	// call the Node. A change while New is still starting raft may be
 	// missed. Tests use it to check that no two nodes lead in one term.
 	OnLeaderChange func(LeaderChange)
+
+	// FSMApplied, when not nil, lets New skip restoring the newest snapshot
+	// into an FSM that keeps its own state on disk and already holds
+	// everything the snapshot holds. New calls it once, before raft starts,
+	// and it must return the log index of the last command reflected in
+	// the FSM's state as it is then (0 for an empty state), with every
+	// command before it reflected too (a prefix of the log, as a database
+	// that commits each batch atomically recovers after a crash).
+	//
+	// The snapshot is skipped when that index is at or past the snapshot's
+	// and not past the end of the log, or when the entries between the
+	// two are all in the local log, end in the snapshot's own entry, and
+	// are not commands (barriers and configuration changes, which the FSM
+	// never sees). Otherwise the snapshot is restored as without this
+	// option: an FSM that is behind (a lost or wiped state directory, an
+	// unsynced tail lost in a crash) is never used as it is. Either way raft
+	// then replays the log after the snapshot, so the FSM must ignore
+	// commands at or below its applied index.
+	//
+	// To make skipping the usual case, the FSM should make its state
+	// durable in FSM.Snapshot before returning. Nil restores on every start.
+	FSMApplied func() uint64
 }
 
 // DefaultConfig returns the defaults: timeouts tuned for loopback and a

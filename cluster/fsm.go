@@ -31,8 +31,9 @@ type FSM interface {
 	Snapshot() (Snapshot, error)
 
 	// Restore replaces all state with the snapshot read from r (as written
-	// by Snapshot.WriteTo). It is called at start-up when a snapshot exists
-	// and when a leader sends one. r is closed by the caller.
+	// by Snapshot.WriteTo). It is called when a leader sends a snapshot,
+	// and at start-up when one exists, unless Config.FSMApplied shows the
+	// FSM's own durable state already holds it. r is closed by the caller.
 	Restore(r io.Reader) error
 }
 

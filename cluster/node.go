@@ -45,6 +45,8 @@ type Node struct {
 	observer *raft.Observer
 	obsCh    chan raft.Observation
 
+	start StartInfo // how New brought the FSM in line with the newest snapshot
+
 	mu            sync.Mutex
 	leaderChanged chan struct{} // closed and replaced on every leader change
 
@@ -161,6 +163,14 @@ func (n *Node) open(fsm FSM) error {
 			}
 			n.log.Info("bootstrapped single-voter cluster", "addr", string(n.trans.LocalAddr()))
 		}
+	}
+	if n.start, err = planStart(snaps, store.Logs(), cfg.FSMApplied); err != nil {
+		return err
+	}
+	rc.NoSnapshotRestoreOnStart = !n.start.Restored
+	if n.start.SnapshotIndex > 0 {
+		n.log.Info("start from snapshot", "snapshot_index", n.start.SnapshotIndex,
+			"fsm_applied", n.start.FSMApplied, "restore", n.start.Restored, "why", n.start.Reason)
 	}
 	r, err := raft.NewRaft(rc, newFSMAdapter(fsm), logs, store.Stable(), snaps, n.trans)
 	if err != nil {
@@ -573,4 +583,85 @@ func (n *Node) mapError(op string, err error) error {
 	default:
 		return fmt.Errorf("cluster: %s: %w", op, err)
 	}
+}
+
+// StartInfo tells how New brought the FSM in line with the newest
+// snapshot on disk (see Config.FSMApplied).
+type StartInfo struct {
+	// SnapshotIndex is the index of the newest snapshot when New ran; 0 if
+	// there was none (then nothing was restored or skipped).
+	SnapshotIndex uint64
+	// FSMApplied is what Config.FSMApplied reported; 0 when it is nil.
+	FSMApplied uint64
+	// Restored is true when raft restored the snapshot into the FSM, false
+	// when the FSM's own state stood in for it (or there was none).
+	Restored bool
+	// Reason says why, for logs and operators.
+	Reason string
+}
+
+// StartInfo returns how New brought the FSM in line with the newest
+// snapshot. It does not change after New.
+func (n *Node) StartInfo() StartInfo { return n.start }
+
+// planStart decides whether the FSM's own state can stand in for the
+// newest snapshot (see Config.FSMApplied). It only reads: the snapshot
+// list and, when the FSM is slightly behind the snapshot, the log entries
+// in between. Any doubt means restore.
+func planStart(snaps raft.SnapshotStore, logs raft.LogStore, fsmApplied func() uint64) (StartInfo, error) {
+	metas, err := snaps.List()
+	if err != nil {
+		return StartInfo{}, fmt.Errorf("cluster: list snapshots: %w", err)
+	}
+	if len(metas) == 0 {
+		return StartInfo{Reason: "no snapshot"}, nil
+	}
+	snap := metas[0] // newest first, the one raft would restore
+	info := StartInfo{SnapshotIndex: snap.Index, Restored: true}
+	if fsmApplied == nil {
+		info.Reason = "the FSM does not report its applied index"
+		return info, nil
+	}
+	info.FSMApplied = fsmApplied()
+	info.Restored, info.Reason = mustRestore(snap.Index, snap.Term, info.FSMApplied, logs)
+	return info, nil
+}
+
+// mustRestore reports whether an FSM whose state reflects the commands up
+// to index applied must be replaced by the snapshot at (snapIndex,
+// snapTerm), and why.
+func mustRestore(snapIndex, snapTerm, applied uint64, logs raft.LogStore) (bool, string) {
+	last, err := logs.LastIndex()
+	if err != nil {
+		return true, fmt.Sprintf("cannot read the log: %v", err)
+	}
+	if end := max(last, snapIndex); applied > end {
+		// The FSM saw entries this node's log does not have: its state is
+		// not from this log. The snapshot at least is.
+		return true, fmt.Sprintf("the FSM's applied index %d is past the end of the log (%d)", applied, end)
+	}
+	if applied >= snapIndex {
+		return false, "the FSM's state already holds the snapshot"
+	}
+	// The FSM is behind the snapshot. It still holds the same state if the
+	// entries in between are not commands. They are the entries the
+	// snapshot covers only if the local entry at the snapshot's index has
+	// the snapshot's term (two logs that agree on an entry's index and term
+	// agree on every entry before it).
+	var l raft.Log
+	if err := logs.GetLog(snapIndex, &l); err != nil {
+		return true, fmt.Sprintf("the FSM is behind the snapshot (%d < %d) and the log no longer holds the entries in between", applied, snapIndex)
+	}
+	if l.Term != snapTerm {
+		return true, fmt.Sprintf("the log's entry %d has term %d, the snapshot's %d", snapIndex, l.Term, snapTerm)
+	}
+	for i := applied + 1; i <= snapIndex; i++ {
+		if err := logs.GetLog(i, &l); err != nil {
+			return true, fmt.Sprintf("the FSM is behind the snapshot (%d < %d) and the log no longer holds entry %d", applied, snapIndex, i)
+		}
+		if l.Type == raft.LogCommand {
+			return true, fmt.Sprintf("the FSM is behind the snapshot: command %d is not in its state", i)
+		}
+	}
+	return false, "the FSM's state holds the snapshot (only non-command entries follow its applied index)"
 }

@@ -50,7 +50,7 @@ type route struct {
 // test holds the two together).
 func (is *Issuer) routes() []route {
 	return []route{
-		{"POST", "/v1/token", http.HandlerFunc(is.handleToken)},
+		{"POST", "/v1/token", is.memberOnly(http.HandlerFunc(is.handleToken))},
 		{"GET", "/v1/keys", http.HandlerFunc(is.handleKeys)},
 		{"GET", "/healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })},
 		{"GET", "/readyz", http.HandlerFunc(is.handleReady)},
@@ -62,7 +62,15 @@ func (is *Issuer) routes() []route {
 		{"POST", "/v1/admin/cluster/join", is.admin(is.handleJoin)},
 		{"POST", "/v1/admin/cluster/remove", is.admin(is.handleRemove)},
 		{"POST", "/v1/admin/cluster/step-down", is.admin(is.handleStepDown)},
+		{"GET", "/v1/sync", is.memberOnly(http.HandlerFunc(is.handleSync))},
+		{"POST", "/v1/admin/revocations", is.admin(is.handleRevoke)},
+		{"GET", "/v1/admin/revocations", is.admin(is.handleListRevocations)},
+		{"GET", "/v1/admin/revocations/status", is.admin(is.handleSyncStatus)},
+		{"GET", "/v1/admin/keys", is.admin(is.handleListKeys)},
+		{"POST", "/v1/admin/keys/rotate", is.admin(is.handleRotate)},
+		{"POST", "/v1/admin/keys/{id}/revoke", is.admin(is.handleRevokeKey)},
 		{"POST", "/v1/internal/apply", http.HandlerFunc(is.handleInternalApply)},
+		{"GET", "/v1/internal/receipts", http.HandlerFunc(is.handleInternalReceipts)},
 		{"POST", "/v1/internal/read-index", http.HandlerFunc(is.handleReadIndex)},
 		{"GET", "/v1/internal/status", http.HandlerFunc(is.handleInternalStatus)},
 	}
@@ -187,6 +195,9 @@ func (is *Issuer) handleReady(w http.ResponseWriter, r *http.Request) {
 // notReady lists why this node should not take traffic; empty when ready.
 func (is *Issuer) notReady() []string {
 	var why []string
+	if r := is.removedReason(); r != "" {
+		why = append(why, r)
+	}
 	if !is.booted.Load() {
 		why = append(why, "starting")
 	}

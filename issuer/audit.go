@@ -46,8 +46,11 @@ type AuditRecord struct {
 	ExpiresAt     time.Time `json:"expires_at,omitzero"`
 	PolicyVersion string    `json:"policy_version,omitempty"`
 	KeyID         uint32    `json:"key_id,omitempty"`
-	// Subject is the node a cluster change is about.
+	// Subject is the node a cluster change is about, or what a
+	// revocation covers ("token:<id>", "block:<id>", "agent:<id>@<time>").
 	Subject string `json:"subject,omitempty"`
+	// Note is the admin's free-text reason for a revocation or key change.
+	Note string `json:"note,omitempty"`
 }
 
 // AuditDenial is one right that was not granted and why.

@@ -21,6 +21,9 @@ const (
 	cmdPolicySet   = "policy.set"
 	cmdAuditAppend = "audit.append"
 	cmdNodeSet     = "node.set"
+	cmdRevoke      = "revoke"    // add one revocation
+	cmdPrune       = "prune"     // drop expired revocations and unpublished keys
+	cmdKeyState    = "key.state" // a root key changes state (rotation, revocation)
 )
 
 // command is the envelope of every entry the issuer writes to the raft log.
@@ -33,11 +36,15 @@ type command struct {
 	// ID once, and a retry (after a timeout, a lost answer or a leader
 	// change) gets the first application's result. Writers always set it;
 	// entries written before IDs existed have none and are applied as is.
-	ID     string         `json:"id,omitempty"`
-	Key    *keyRecord     `json:"key,omitempty"`
-	Policy *policyRecord  `json:"policy,omitempty"`
-	Node   *nodeRecord    `json:"node,omitempty"`
-	Audit  []*AuditRecord `json:"audit,omitempty"`
+	ID     string        `json:"id,omitempty"`
+	Key    *keyRecord    `json:"key,omitempty"`
+	Policy *policyRecord `json:"policy,omitempty"`
+	Node   *nodeRecord   `json:"node,omitempty"`
+	// Revocation (revoke), Prune (prune), KeyState (key.state).
+	Revocation *revocationRecord `json:"revocation,omitempty"`
+	Prune      *pruneRecord      `json:"prune,omitempty"`
+	KeyState   *keyStateRecord   `json:"key_state,omitempty"`
+	Audit      []*AuditRecord    `json:"audit,omitempty"`
 }
 
 // keyRecord is a root key as replicated: public half in clear, private
@@ -48,11 +55,24 @@ type keyRecord struct {
 	Sealed    []byte    `json:"sealed"`
 	State     string    `json:"state"`
 	CreatedAt time.Time `json:"created_at"`
+	// ActivatedAt: when the key started signing (zero while prepared).
+	ActivatedAt time.Time `json:"activated_at,omitzero"`
+	// NotAfter is when a retiring or revoked key stops being published:
+	// every token it signed has expired by then. Zero while it signs.
+	NotAfter time.Time `json:"not_after,omitzero"`
+	// Epoch: the raft index that added the key (set by apply).
+	Epoch uint64 `json:"epoch,omitempty"`
 }
 
-// Root key states. Only "active" exists in this version; rotation adds
-// prepared/retiring/revoked.
-const keyActive = "active"
+// Root key states (spec/sync.md §3). A key is added prepared (published,
+// not signing) or, for the first key, active; activating a prepared key
+// makes the active one retiring; any key may be revoked.
+const (
+	keyPrepared = "prepared"
+	keyActive   = "active"
+	keyRetiring = "retiring"
+	keyRevoked  = "revoked"
+)
 
 // policyRecord is one version of the issuance policy.
 type policyRecord struct {
@@ -127,21 +147,41 @@ func decodeCommand(b []byte) (*command, error) {
 	if c.V != commandVersion {
 		return nil, fmt.Errorf("%w: version %d, want %d", ErrBadCommand, c.V, commandVersion)
 	}
+	payloads := 0
+	for _, set := range []bool{c.Key != nil, c.Policy != nil, c.Node != nil, c.Revocation != nil, c.Prune != nil, c.KeyState != nil} {
+		if set {
+			payloads++
+		}
+	}
+	// only: the command carries exactly the payload its type names.
+	only := func(set bool) bool { return set && payloads == 1 }
 	switch c.Type {
+	case cmdRevoke:
+		if !only(c.Revocation != nil) || len(c.Audit) != 1 {
+			return nil, fmt.Errorf("%w: %s wants exactly a revocation and its audit record", ErrBadCommand, c.Type)
+		}
+	case cmdPrune:
+		if !only(c.Prune != nil) || len(c.Audit) != 1 {
+			return nil, fmt.Errorf("%w: %s wants exactly a prune time and its audit record", ErrBadCommand, c.Type)
+		}
+	case cmdKeyState:
+		if !only(c.KeyState != nil) || len(c.Audit) != 1 {
+			return nil, fmt.Errorf("%w: %s wants exactly a key state change and its audit record", ErrBadCommand, c.Type)
+		}
 	case cmdNodeSet:
-		if c.Node == nil || c.Key != nil || c.Policy != nil || len(c.Audit) != 1 || c.Node.ID == "" || len(c.Node.ID) > 128 {
+		if !only(c.Node != nil) || len(c.Audit) != 1 || c.Node.ID == "" || len(c.Node.ID) > 128 {
 			return nil, fmt.Errorf("%w: %s wants exactly a node record with an id and its audit record", ErrBadCommand, c.Type)
 		}
 	case cmdKeyAdd:
-		if c.Key == nil || c.Policy != nil || c.Node != nil || len(c.Audit) != 1 {
+		if !only(c.Key != nil) || len(c.Audit) != 1 {
 			return nil, fmt.Errorf("%w: %s wants exactly a key and its audit record", ErrBadCommand, c.Type)
 		}
 	case cmdPolicySet:
-		if c.Policy == nil || c.Key != nil || c.Node != nil || len(c.Audit) != 1 {
+		if !only(c.Policy != nil) || len(c.Audit) != 1 {
 			return nil, fmt.Errorf("%w: %s wants exactly a policy and its audit record", ErrBadCommand, c.Type)
 		}
 	case cmdAuditAppend:
-		if len(c.Audit) == 0 || c.Key != nil || c.Policy != nil || c.Node != nil {
+		if len(c.Audit) == 0 || payloads != 0 {
 			return nil, fmt.Errorf("%w: %s wants audit records only", ErrBadCommand, c.Type)
 		}
 	default:

@@ -74,6 +74,21 @@ type Config struct {
 	// number of batches in flight.
 	AuditBatch   int
 	AuditWorkers int
+	// SyncHeartbeat is how often the node signs a heartbeat for verifiers
+	// (spec/sync.md §5); zero means 1 s.
+	SyncHeartbeat time.Duration
+	// MaintainInterval is how often the leader prunes expired revocations
+	// and keys and checks the key rotation schedule; zero means 10 s.
+	MaintainInterval time.Duration
+	// KeyLifetime: the active root key is replaced after this long — a
+	// new key is prepared at half of it and activated once every live
+	// verifier holds it (at the latest at the full lifetime). Zero turns
+	// automatic rotation off (writ keys rotate still works).
+	KeyLifetime time.Duration
+	// KeyPublishDelay: a prepared key is not activated by the schedule
+	// before it has been published this long (verifiers that were briefly
+	// disconnected catch up); zero means 30 s.
+	KeyPublishDelay time.Duration
 	// Now is the clock; Rand the randomness for token ids and keys.
 	Now  func() time.Time
 	Rand io.Reader
@@ -98,6 +113,8 @@ func DefaultConfig() Config {
 		MaxHeaderBytes: 16 << 10,
 		AuditBatch:     512,
 		AuditWorkers:   4,
+		SyncHeartbeat:  time.Second,
+		KeyLifetime:    30 * 24 * time.Hour,
 		Now:            time.Now,
 		Rand:           rand.Reader,
 	}
@@ -128,8 +145,30 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("issuer: config: audit workers %d outside [1, 64]", c.AuditWorkers)
 	case c.Now == nil || c.Rand == nil:
 		return errors.New("issuer: config: clock and randomness are required")
+	case c.SyncHeartbeat < 0 || c.SyncHeartbeat > time.Minute:
+		return fmt.Errorf("issuer: config: sync heartbeat %v outside [0, 1m]", c.SyncHeartbeat)
+	case c.MaintainInterval < 0 || c.MaintainInterval > time.Hour:
+		return fmt.Errorf("issuer: config: maintain interval %v outside [0, 1h]", c.MaintainInterval)
+	case c.KeyLifetime < 0 || (c.KeyLifetime > 0 && c.KeyLifetime < 2*c.MaxTTL):
+		return fmt.Errorf("issuer: config: key lifetime %v: want 0 (no automatic rotation) or at least twice max ttl (%v)", c.KeyLifetime, c.MaxTTL)
+	case c.KeyPublishDelay < 0:
+		return fmt.Errorf("issuer: config: key publish delay %v is negative", c.KeyPublishDelay)
 	}
 	return nil
+}
+
+// withDefaults fills the optional durations left at zero.
+func (c Config) withDefaults() Config {
+	if c.SyncHeartbeat == 0 {
+		c.SyncHeartbeat = time.Second
+	}
+	if c.MaintainInterval == 0 {
+		c.MaintainInterval = 10 * time.Second
+	}
+	if c.KeyPublishDelay == 0 {
+		c.KeyPublishDelay = 30 * time.Second
+	}
+	return c
 }
 
 // isNil reports whether v is nil or an interface holding a nil pointer,

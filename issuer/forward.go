@@ -42,6 +42,8 @@ type forwardedResult struct {
 	Seqs      []uint64 `json:"seqs"`
 	Duplicate bool     `json:"duplicate,omitempty"`
 	Error     string   `json:"error,omitempty"`
+	// SyncEpoch: the leader's sync epoch right after the command.
+	SyncEpoch uint64 `json:"sync_epoch,omitempty"`
 }
 
 // errNoLeaderAddr: the leader is known but has not registered its API
@@ -122,7 +124,7 @@ func (f *forwarder) applyOnce(ctx context.Context, cmd []byte) (any, error) {
 		if err := json.Unmarshal(body, &fr); err != nil {
 			return nil, fmt.Errorf("issuer: forward: answer: %w", err)
 		}
-		res := applyResult{seqs: fr.Seqs, duplicate: fr.Duplicate}
+		res := applyResult{seqs: fr.Seqs, duplicate: fr.Duplicate, syncEpoch: fr.SyncEpoch}
 		if fr.Error != "" {
 			res.err = errors.New(fr.Error)
 		}
@@ -160,7 +162,7 @@ func (is *Issuer) handleInternalApply(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ar, _ := res.(applyResult)
-	out := forwardedResult{Seqs: ar.seqs, Duplicate: ar.duplicate}
+	out := forwardedResult{Seqs: ar.seqs, Duplicate: ar.duplicate, SyncEpoch: ar.syncEpoch}
 	status := http.StatusOK
 	if ar.err != nil {
 		out.Error, status = ar.err.Error(), http.StatusUnprocessableEntity

@@ -2,7 +2,6 @@ package issuer
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,6 +32,7 @@ type Issuer struct {
 	state    *State
 	node     *cluster.Node
 	fwd      *forwarder // applies on the leader, from any node
+	sync     *syncHub   // serves keys and revocations to verifiers
 	audit    *auditLog
 	metrics  *metrics
 	registry *prometheus.Registry
@@ -42,7 +43,16 @@ type Issuer struct {
 	// booted is set once start-up writes (root key, initial policy and
 	// their audit records) are committed, or left to the leader.
 	booted atomic.Bool
+	// removed is set once this node finds it was removed from the
+	// cluster (watchRemoval): it then refuses to serve.
+	removed atomic.Pointer[removal]
 }
+
+// restoreSnapshotOnStart makes every start restore the newest raft
+// snapshot into the state even when the state already holds it (the
+// behaviour before cluster.Config.FSMApplied). Only BenchmarkRestart sets
+// it, to compare.
+var restoreSnapshotOnStart = false
 
 // New opens the node's storage and binds its API listener; it starts
 // nothing. The caller must call Run, which releases everything when done.
@@ -50,6 +60,7 @@ func New(cfg Config) (*Issuer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.withDefaults()
 	svid, err := cfg.SVID.GetX509SVID()
 	if err != nil {
 		return nil, fmt.Errorf("issuer: own SVID: %w", err)
@@ -109,6 +120,11 @@ func New(cfg Config) (*Issuer, error) {
 	ccfg.ClientTLS = tlsconfig.MTLSClientConfig(cfg.SVID, cfg.Bundles, peers)
 	ccfg.Bootstrap = cfg.Bootstrap
 	ccfg.Logger = log.With("component", "raft")
+	if !restoreSnapshotOnStart {
+		// The state is on disk and synced at every snapshot (State.Snapshot):
+		// raft restores the snapshot only when the state is behind it.
+		ccfg.FSMApplied = state.Applied
+	}
 	node, err := cluster.New(ccfg, state)
 	if err != nil {
 		state.Close()
@@ -124,6 +140,8 @@ func New(cfg Config) (*Issuer, error) {
 	}
 	is.node = node
 	is.fwd = newForwarder(is, node)
+	is.sync = newSyncHub(is)
+	state.setSyncFeed(is.sync)
 	is.audit = newAuditLog(is.fwd, cfg.AuditBatch, cfg.AuditWorkers, is.metrics)
 
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
@@ -197,6 +215,13 @@ func (is *Issuer) Run(ctx context.Context) error {
 	defer auditCancel()
 	auditErr := make(chan error, 1)
 	go func() { auditErr <- is.audit.Run(auditCtx) }()
+	// Heartbeats and housekeeping stop with the API (ctx).
+	var bg sync.WaitGroup
+	bg.Add(2)
+	go func() { defer bg.Done(); is.sync.runHeartbeats(ctx, is.cfg.SyncHeartbeat) }()
+	go func() { defer bg.Done(); is.maintain(ctx) }()
+	bg.Add(1)
+	go func() { defer bg.Done(); is.watchRemoval(ctx) }() // refuse to serve once removed (membership.go)
 	srvErr := make(chan error, 1)
 	go func() {
 		err := is.srv.ServeTLS(is.ln, "", "")
@@ -215,6 +240,7 @@ func (is *Issuer) Run(ctx context.Context) error {
 			return
 		}
 		is.booted.Store(true)
+		is.sync.kick()
 	}()
 	is.log.Info("issuer started", "node", is.cfg.NodeID, "addr", is.Addr(), "id", is.id.String())
 
@@ -230,6 +256,7 @@ func (is *Issuer) Run(ctx context.Context) error {
 	}
 	cancel(nil)
 	<-bootDone
+	bg.Wait()
 	// Drain requests; past the grace period, cut the rest off.
 	shutCtx, shutCancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer shutCancel()
@@ -259,8 +286,15 @@ func (is *Issuer) bootstrap(ctx context.Context) error {
 			return err
 		}
 		if err := is.ensureNodeRecord(ctx); err != nil {
-			if ctx.Err() != nil || strings.Contains(err.Error(), "was removed") {
+			if ctx.Err() != nil {
 				return err
+			}
+			if strings.Contains(err.Error(), "was removed") {
+				// The node stays up, refusing to serve, so that /readyz
+				// and the log say why (membership.go).
+				is.checkRemoval(ctx)
+				<-ctx.Done()
+				return ctx.Err()
 			}
 			is.log.Warn("node registration retry", "err", err)
 			select {
@@ -302,27 +336,8 @@ func (is *Issuer) ensureKey(ctx context.Context) error {
 	if _, _, err := is.state.ActiveKey(); err == nil {
 		return nil
 	}
-	pub, priv, err := ed25519.GenerateKey(is.cfg.Rand)
-	if err != nil {
-		return err
-	}
-	id := uint32(1)
-	for _, k := range is.state.PublicKeys() {
-		if k.ID >= id {
-			id = k.ID + 1
-		}
-	}
-	sealed, err := is.cfg.KEK.seal(id, priv)
-	if err != nil {
-		return err
-	}
-	now := is.cfg.Now().UTC()
-	rec := &AuditRecord{Time: now, Node: is.cfg.NodeID, Kind: AuditKeyAdd, Caller: is.id.String(), KeyID: id}
-	if err := is.apply(ctx, &command{Type: cmdKeyAdd, Key: &keyRecord{ID: id, Public: pub, Sealed: sealed, State: keyActive, CreatedAt: now}, Audit: []*AuditRecord{rec}}); err != nil {
-		return fmt.Errorf("issuer: add root key: %w", err)
-	}
-	is.log.Info("root key created", "key_id", id)
-	return nil
+	_, err := is.addKey(ctx, is.id, keyActive, "")
+	return err
 }
 
 func (is *Issuer) ensurePolicy(ctx context.Context) error {
@@ -353,15 +368,24 @@ func (is *Issuer) SetPolicy(ctx context.Context, admin spiffeid.ID, source []byt
 // apply commits c and checks that the state machine applied it, audit
 // records included.
 func (is *Issuer) apply(ctx context.Context, c *command) error {
+	_, err := is.applyEpoch(ctx, c)
+	return err
+}
+
+// applyEpoch is apply that also returns the sync epoch right after c.
+func (is *Issuer) applyEpoch(ctx context.Context, c *command) (uint64, error) {
 	b, err := encodeCommand(c)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	res, err := is.fwd.Apply(ctx, b)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	return checkApplied(res, len(c.Audit))
+	if err := checkApplied(res, len(c.Audit)); err != nil {
+		return 0, err
+	}
+	return res.(applyResult).syncEpoch, nil
 }
 
 // checkApplied fails closed unless the state machine returned a result
@@ -378,3 +402,6 @@ func checkApplied(res any, records int) error {
 	}
 	return nil
 }
+
+// IsLeader reports whether this node currently leads the raft cluster.
+func (is *Issuer) IsLeader() bool { return is.node.IsLeader() }

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"mime"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -65,6 +67,12 @@ type NodeStats struct {
 	AppliedIndex uint64     `json:"applied_index"`
 	LastContact  *time.Time `json:"last_contact,omitempty"`
 	Ready        bool       `json:"ready"`
+	// Members are the node ids of the raft configuration as this node sees
+	// it, and Removed the ids its replicated member records mark removed:
+	// a node asks the others with them whether it still belongs
+	// (watchRemoval). Filled in GET /v1/internal/status only.
+	Members []string `json:"members,omitempty"`
+	Removed []string `json:"removed,omitempty"`
 }
 
 func (is *Issuer) nodeStats() NodeStats {
@@ -84,6 +92,19 @@ func (is *Issuer) handleInternalStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := is.nodeStats()
+	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	defer cancel()
+	if servers, err := is.node.Servers(ctx); err == nil {
+		st.Members = make([]string, len(servers))
+		for i, s := range servers {
+			st.Members[i] = s.ID
+		}
+	}
+	for _, n := range is.state.Nodes() {
+		if n.Removed {
+			st.Removed = append(st.Removed, n.ID)
+		}
+	}
 	writeJSON(w, http.StatusOK, &st)
 }
 
@@ -272,4 +293,160 @@ func (is *Issuer) writeStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	out.FailureTolerance = max(0, (out.Voters-1)/2)
 	writeJSON(w, http.StatusOK, &out)
+}
+
+// A node removed from the cluster while it was down restarts on its old
+// data believing it is still a member; one removed while running is
+// simply no longer contacted. Either way its view (policy, keys) is
+// frozen, and two removed nodes holding an old configuration could even
+// elect each other. Such a node must not serve: it looks for evidence of
+// its removal at start and then every removalCheckInterval, and once
+// found, fails /readyz with the reason, refuses token requests (503
+// unavailable) and tells the operator to reset its data directory.
+
+// removalCheckInterval is how often a node asks the members it knows
+// whether it still belongs; removalAskTimeout bounds one round.
+const (
+	removalCheckInterval = 3 * time.Second
+	removalAskTimeout    = 2 * time.Second
+)
+
+// removal is evidence that this node is not a member of the cluster.
+type removal struct {
+	evidence string
+	// final: a committed member record marks the node removed. A removed
+	// id never joins again, so this is never revised; other evidence is
+	// checked again every round.
+	final bool
+}
+
+// peerView is one member's answer to GET /v1/internal/status; st is nil
+// when it did not answer.
+type peerView struct {
+	id string
+	st *NodeStats
+}
+
+// removalEvidence decides from this node's own member record and the
+// other members' answers whether node self was removed. Only committed
+// facts count as final: a record marking self removed, in this node's
+// state or in any member's. A leader whose configuration lacks self is
+// also evidence (the removal may have committed without its record), but
+// not final. A follower's configuration may be stale and is never
+// evidence; neither is a member that did not answer.
+func removalEvidence(self string, ownRemoved bool, views []peerView) (removal, bool) {
+	if ownRemoved {
+		return removal{evidence: "its own replicated member record marks it removed", final: true}, true
+	}
+	for _, v := range views {
+		if v.st != nil && slices.Contains(v.st.Removed, self) {
+			return removal{evidence: "member " + v.id + "'s replicated records mark it removed", final: true}, true
+		}
+	}
+	for _, v := range views {
+		if v.st != nil && v.st.State == "Leader" && len(v.st.Members) > 0 && !slices.Contains(v.st.Members, self) {
+			return removal{evidence: "the leader " + v.id + "'s configuration does not include it"}, true
+		}
+	}
+	return removal{}, false
+}
+
+// removedReason returns why this node refuses to serve because it is no
+// longer a member of the cluster, or "" when there is no such evidence.
+func (is *Issuer) removedReason() string {
+	r := is.removed.Load()
+	if r == nil {
+		return ""
+	}
+	return "this node was removed from the cluster (" + r.evidence + "): it does not serve; reset its data directory and join it again under a new node id"
+}
+
+// watchRemoval looks for evidence that this node was removed, at once and
+// then every removalCheckInterval, until ctx ends or the evidence is
+// final.
+func (is *Issuer) watchRemoval(ctx context.Context) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if r := is.removed.Load(); r != nil && r.final {
+			return
+		}
+		is.checkRemoval(ctx)
+		t.Reset(removalCheckInterval)
+	}
+}
+
+// checkRemoval runs one round: this node's own record, then the answers
+// of every other member its records list with an API address.
+func (is *Issuer) checkRemoval(ctx context.Context) {
+	self := is.cfg.NodeID
+	own, _ := is.state.Node(self)
+	var views []peerView
+	if !own.Removed {
+		actx, cancel := context.WithTimeout(ctx, removalAskTimeout)
+		var addrs []string
+		for _, n := range is.state.Nodes() {
+			if n.ID != self && !n.Removed && n.APIAddr != "" {
+				views = append(views, peerView{id: n.ID})
+				addrs = append(addrs, n.APIAddr)
+			}
+		}
+		var wg sync.WaitGroup
+		for i := range views {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				views[i].st = is.memberStats(actx, views[i].id, addrs[i])
+			}()
+		}
+		wg.Wait()
+		cancel()
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	prev := is.removed.Load()
+	if ev, ok := removalEvidence(self, own.Removed, views); ok {
+		if prev == nil || *prev != ev {
+			is.removed.Store(&ev)
+			is.log.Error("this node was removed from the cluster and refuses to serve: its data directory is stale; "+
+				"stop it, delete its data directory and join it again under a new node id",
+				"node", self, "data_dir", is.cfg.DataDir, "evidence", ev.evidence)
+		}
+		return
+	}
+	if prev != nil && !prev.final {
+		for _, v := range views {
+			if v.st != nil && v.st.State == "Leader" {
+				// The leader's configuration includes this node again.
+				is.removed.Store(nil)
+				is.log.Info("this node is a cluster member again", "node", self, "leader", v.id)
+				return
+			}
+		}
+	}
+}
+
+// memberOnly refuses requests with 503 unavailable while this node knows
+// it was removed from the cluster: its view of policy and keys is frozen.
+// Token exchange (form-encoded) gets the OAuth error form.
+func (is *Issuer) memberOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		why := is.removedReason()
+		if why == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		f := unavailable(why)
+		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/x-www-form-urlencoded" {
+			writeOAuthError(w, f)
+			return
+		}
+		writeProblem(w, f.status, f.problem, f.detail, nil)
+	})
 }

@@ -12,6 +12,9 @@ type metrics struct {
 	// authFailures counts token requests whose caller could not be
 	// authenticated, by reason (jwt_expired, no_credential, ...).
 	authFailures *prometheus.CounterVec
+	// propagation: from a sync change's commit to a verifier's receipt
+	// of it (spec/sync.md §6).
+	propagation prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -36,7 +39,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "writ_token_auth_failures_total", Help: "Token requests refused before authentication succeeded, by reason.",
 		}, []string{"reason"}),
+		propagation: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "writ_sync_propagation_seconds", Help: "Time from a revocation or key change being committed to a verifier reporting it applied.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
 	}
-	reg.MustRegister(m.minted, m.denied, m.mintTime, m.auditBatch, m.requests, m.authFailures)
+	reg.MustRegister(m.minted, m.denied, m.mintTime, m.auditBatch, m.requests, m.authFailures, m.propagation)
 	return m
 }

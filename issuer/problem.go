@@ -20,8 +20,10 @@ const (
 	ProblemNotFound        = "not_found"
 	ProblemMethod          = "method_not_allowed"
 	ProblemBadPolicy       = "bad_policy"
-	ProblemNotLeader       = "not_leader" // a membership change sent to a follower; Problem.Leader says where to go
-	ProblemConflict        = "conflict"   // the change contradicts the cluster's state
+	ProblemNotLeader       = "not_leader"       // a membership change sent to a follower; Problem.Leader says where to go
+	ProblemConflict        = "conflict"         // the change contradicts the cluster's state
+	ProblemSyncBehind      = "sync_behind"      // the node has not applied the epoch the verifier holds
+	ProblemSyncUnavailable = "sync_unavailable" // the node cannot vouch for its copy (no leader, no quorum)
 )
 
 // Problem is an RFC 9457 problem details object.
@@ -52,6 +54,8 @@ var problemTitles = map[string]string{
 	ProblemBadPolicy:       "Invalid policy",
 	ProblemNotLeader:       "Not the leader",
 	ProblemConflict:        "Conflict",
+	ProblemSyncBehind:      "Node behind the verifier",
+	ProblemSyncUnavailable: "Sync unavailable on this node",
 }
 
 func writeProblem(w http.ResponseWriter, status int, code, detail string, extra func(*Problem)) {

@@ -51,6 +51,12 @@ type State struct {
 
 	mu sync.RWMutex
 	view
+	// feed gets the sync changes of each batch (nil: none); pending holds
+	// them until the batch commits; batchRevs: revocations stored by the
+	// batch in progress. All guarded by mu.
+	feed      syncFeed
+	pending   []syncChange
+	batchRevs map[string]bool
 }
 
 // view is the in-memory copy of the state that requests read. It is
@@ -66,6 +72,11 @@ type view struct {
 	auditSeq  uint64
 	auditHash string
 	nodes     map[string]nodeRecord // replaced, never modified in place
+	// syncEpoch: raft index of the last change to the keys or the
+	// revocations (spec/sync.md §1); revocations: how many are stored.
+	syncEpoch   uint64
+	revocations int
+	keyHigh     uint32 // highest key id ever added
 	// batchIDs: command IDs the ApplyBatch in progress applied (result) or
 	// pruned (nil); guarded by the State's write lock.
 	batchIDs map[string]*storedResult
@@ -88,6 +99,9 @@ type applyResult struct {
 	// duplicate: the command's ID had been applied before; seqs are the
 	// first application's.
 	duplicate bool
+	// syncEpoch is the sync epoch right after the command: verifiers that
+	// hold it have seen its effect.
+	syncEpoch uint64
 }
 
 // OpenState opens (or creates) the state database in dir. kek decrypts the
@@ -171,7 +185,7 @@ func buildView(r pebble.Reader, kek *KEK) (*view, error) {
 		}
 		v.pol, v.polRec = p, &pr
 	}
-	if v.polCount, err = countPrefix(r, kPolSeq); err != nil {
+	if v.polCount, err = lastSeq(r, kPolSeq); err != nil {
 		return nil, err
 	}
 	v.nodes = map[string]nodeRecord{}
@@ -199,9 +213,37 @@ func buildView(r pebble.Reader, kek *KEK) (*view, error) {
 		}
 		v.auditSeq, v.auditHash = h.Seq, h.Hash
 	}
+	if err := v.loadSyncView(r); err != nil {
+		return nil, err
+	}
+	if err := v.loadKeyHigh(r); err != nil {
+		return nil, err
+	}
 	return v, nil
 }
 
+// lastSeq returns the sequence number ending the last key under prefix p
+// (keys are p followed by a big-endian uint64), 0 if there is none. It
+// reads one key, so start-up does not grow with the number of keys.
+func lastSeq(r pebble.Reader, p []byte) (uint64, error) {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	if it.Last() {
+		k := it.Key()
+		if len(k) != len(p)+8 {
+			it.Close()
+			return 0, fmt.Errorf("issuer: stored key %q: want an 8-byte sequence number", k)
+		}
+		n = binary.BigEndian.Uint64(k[len(p):])
+	}
+	return n, it.Close()
+}
+
+// countPrefix counts the keys under prefix p: it reads them all, so it
+// must not be used at start-up on a prefix that grows with traffic.
 func countPrefix(r pebble.Reader, p []byte) (uint64, error) {
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
 	if err != nil {
@@ -268,6 +310,7 @@ func (s *State) ApplyBatch(entries []cluster.Entry) []any {
 	b := s.db.NewBatch()
 	defer b.Close()
 	s.batchIDs = map[string]*storedResult{}
+	s.pending, s.batchRevs = s.pending[:0], nil
 	last := s.applied
 	for i, e := range entries {
 		if e.Index <= s.applied {
@@ -275,7 +318,9 @@ func (s *State) ApplyBatch(entries []cluster.Entry) []any {
 			out[i] = applyResult{}
 			continue
 		}
-		out[i] = s.applyOnce(b, e.Index, e.Cmd)
+		r := s.applyOnce(b, e.Index, e.Cmd)
+		r.syncEpoch = s.syncEpoch
+		out[i] = r
 		last = e.Index
 	}
 	if last == s.applied {
@@ -284,17 +329,21 @@ func (s *State) ApplyBatch(entries []cluster.Entry) []any {
 	var idx [8]byte
 	binary.BigEndian.PutUint64(idx[:], last)
 	b.Set(kApplied, idx[:], nil)
-	// No fsync here: the raft log is the durable record. On start raft
-	// restores the latest snapshot (which replaces this database) and
-	// replays the log after it, so a state that lost its unsynced tail in
-	// a machine crash is rebuilt exactly; entries at or below the stored
-	// applied index are skipped.
+	// No fsync here: the raft log is the durable record. Snapshot syncs
+	// the database before raft records a snapshot, so the state on disk
+	// always holds everything a snapshot covers; on start raft either
+	// skips the restore (cluster.Config.FSMApplied: the state is at or
+	// past the snapshot) or restores it, and replays the log after it.
+	// Entries at or below the stored applied index are skipped.
 	if err := b.Commit(pebble.NoSync); err != nil {
 		// The disk failed under the state machine; continuing would let
 		// this node diverge from the log. Stop the process.
 		panic(fmt.Sprintf("issuer: state commit failed at index %d: %v", last, err))
 	}
 	s.applied = last
+	if len(s.pending) > 0 && s.feed != nil {
+		s.feed.publish(s.pending)
+	}
 	return out
 }
 
@@ -322,7 +371,7 @@ func (s *State) applyOnce(b *pebble.Batch, index uint64, raw []byte) applyResult
 		s.pruneCommandIDs(b, index-commandIDRetention)
 	}
 	if c.ID == "" {
-		return s.applyOne(b, c)
+		return s.applyOne(b, index, c)
 	}
 	idKey := append(append([]byte{}, kReqID...), c.ID...)
 	if r, inBatch := s.batchIDs[c.ID]; inBatch {
@@ -339,7 +388,7 @@ func (s *State) applyOnce(b *pebble.Batch, index uint64, raw []byte) applyResult
 		}
 		return applyResult{seqs: r.Seqs, duplicate: true}
 	}
-	res := s.applyOne(b, c)
+	res := s.applyOne(b, index, c)
 	if res.err == nil {
 		v, _ := json.Marshal(storedResult{Seqs: res.seqs})
 		s.batchIDs[c.ID] = &storedResult{Seqs: res.seqs}
@@ -371,18 +420,42 @@ func (s *State) pruneCommandIDs(b *pebble.Batch, upTo uint64) {
 	}
 }
 
-func (s *State) applyOne(b *pebble.Batch, c *command) applyResult {
+func (s *State) applyOne(b *pebble.Batch, index uint64, c *command) applyResult {
 	switch c.Type {
+	case cmdRevoke:
+		if err := s.applyRevoke(b, index, c.Revocation); err != nil {
+			return applyResult{err: err}
+		}
+	case cmdPrune:
+		if _, err := s.applyPrune(b, index, c.Prune); err != nil {
+			return applyResult{err: err}
+		}
+	case cmdKeyState:
+		if err := s.applyKeyState(b, index, c.KeyState); err != nil {
+			return applyResult{err: err}
+		}
 	case cmdKeyAdd:
 		kr := c.Key
-		if _, dup := s.keys[kr.ID]; dup {
-			return applyResult{err: fmt.Errorf("%w: key %d exists", ErrBadCommand, kr.ID)}
+		if _, dup := s.keys[kr.ID]; dup || kr.ID <= s.keyHigh {
+			return applyResult{err: fmt.Errorf("%w: key %d exists or existed", ErrBadCommand, kr.ID)}
 		}
+		kr.Epoch = index
+		switch {
+		case kr.State == keyPrepared:
+		case kr.State == keyActive && s.active == nil:
+		default:
+			return applyResult{err: fmt.Errorf("%w: key %d: a new key is added prepared (active only when there is no active key), not %s", ErrBadCommand, kr.ID, kr.State)}
+		}
+		ch := s.change(index, kr.CreatedAt)
 		if err := s.installKey(s.kek, kr); err != nil {
 			return applyResult{err: err}
 		}
 		v, _ := json.Marshal(kr)
 		b.Set(keyKey(kr.ID), v, nil)
+		s.keyHigh = max(s.keyHigh, kr.ID)
+		b.Set(kKeyHigh, binary.BigEndian.AppendUint32(nil, s.keyHigh), nil)
+		ch.keys = s.wireKeys()
+		s.endChange(b, ch)
 	case cmdNodeSet:
 		v, _ := json.Marshal(c.Node)
 		b.Set(append(append([]byte{}, kNodePrefix...), c.Node.ID...), v, nil)
@@ -462,12 +535,16 @@ func (s *State) ActiveKey() (id uint32, priv ed25519.PrivateKey, err error) {
 	return s.active.id, s.active.priv, nil
 }
 
-// PublicKeys returns every published root key, sorted by id.
+// PublicKeys returns every root key verifiers may trust (prepared,
+// active, retiring; not revoked), sorted by id.
 func (s *State) PublicKeys() []PublicKey {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	out := make([]PublicKey, 0, len(s.keys))
 	for _, k := range s.keys {
+		if k.State == keyRevoked {
+			continue // published to syncing verifiers as revoked, never as a key to trust
+		}
 		out = append(out, PublicKey{ID: k.ID, Public: ed25519.PublicKey(k.Public), State: k.State, CreatedAt: k.CreatedAt})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
@@ -563,7 +640,18 @@ const snapshotMagic = "writ-state-snapshot-v1\n"
 
 // Snapshot implements cluster.FSM: a pebble snapshot streamed as
 // length-prefixed key/value pairs followed by a SHA-256 of the stream.
+//
+// It first syncs the database (ApplyBatch commits without), so that the
+// state is on disk up to the snapshot point before raft records the
+// snapshot: whenever a snapshot exists, the state on disk holds at least
+// what it holds, and a restart can keep the state instead of restoring
+// the snapshot (cluster.Config.FSMApplied). It runs on raft's FSM
+// goroutine, between applies, so the sync covers exactly the applied
+// entries.
 func (s *State) Snapshot() (cluster.Snapshot, error) {
+	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+		return nil, fmt.Errorf("issuer: sync state for snapshot: %w", err)
+	}
 	return &stateSnapshot{snap: s.db.NewSnapshot()}, nil
 }
 
@@ -666,6 +754,9 @@ func (s *State) Restore(r io.Reader) error {
 		return fmt.Errorf("issuer: restore: %w", err)
 	}
 	s.view = *v
+	if s.feed != nil {
+		s.feed.reset(v.syncEpoch)
+	}
 	return nil
 }
 

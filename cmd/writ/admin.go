@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
@@ -73,26 +70,9 @@ func (c clientFlags) mtls() (*tls.Config, error) {
 }
 
 func (c clientFlags) do(ctx context.Context, e env, method, path string, body []byte) error {
-	client, err := c.client()
+	rb, _, err := adminCall(ctx, e, c, method, path, body, 30*time.Second)
 	if err != nil {
 		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(*c.server, "/")+path, bytes.NewReader(body))
-	if err != nil {
-		return usagef("--server: %v", err)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	rb, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		e.stderr.Write(rb)
-		return fmt.Errorf("issuer answered %s", resp.Status)
 	}
 	_, err = e.stdout.Write(rb)
 	return err

@@ -47,6 +47,9 @@ func commands() []command {
 		{"token", "mint, inspect, attenuate and verify tokens", runToken},
 		{"admin", "admin operations: policy get/set, audit", runAdmin},
 		{"cluster", "cluster membership: status, join, remove, step-down (admin)", runCluster},
+		{"revoke", "revoke a token, a block, an agent's tokens or a root key (admin); --wait for the verifiers", runRevoke},
+		{"revocations", "revocations list and status: which verifiers hold which epoch (admin)", runRevocations},
+		{"keys", "root keys: list, rotate, revoke (admin)", runKeys},
 		{"version", "print the version", func(_ context.Context, e env, _ []string) error {
 			fmt.Fprintln(e.stdout, "writ", version)
 			return nil

@@ -123,7 +123,7 @@ func TestREADMEWalkthrough(t *testing.T) {
 				hasServer = true
 			}
 		}
-		if !hasServer && (args[0] == "admin" || (args[0] == "token" && args[1] == "mint")) {
+		if !hasServer && (args[0] == "admin" || args[0] == "revoke" || args[0] == "revocations" || args[0] == "keys" || (args[0] == "token" && args[1] == "mint")) {
 			args = append(args, "--server", url)
 		}
 		var stdin io.Reader = strings.NewReader("")

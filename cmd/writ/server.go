@@ -66,7 +66,12 @@ type serverFile struct {
 	PolicyFile        string   `yaml:"policy_file"`
 	DefaultTTL        string   `yaml:"default_ttl"`
 	MaxTTL            string   `yaml:"max_ttl"`
-	Log               struct {
+	// KeyLifetime: automatic root key rotation ("0" turns it off);
+	// KeyPublishDelay: how long a prepared key is published before the
+	// schedule activates it.
+	KeyLifetime     string `yaml:"key_lifetime"`
+	KeyPublishDelay string `yaml:"key_publish_delay"`
+	Log             struct {
 		Format string `yaml:"format"`
 		Level  string `yaml:"level"`
 	} `yaml:"log"`
@@ -167,7 +172,8 @@ func (f *serverFile) issuerConfig(ctx context.Context, base string, logger *slog
 		name string
 		in   string
 		out  *time.Duration
-	}{{"default_ttl", f.DefaultTTL, &cfg.DefaultTTL}, {"max_ttl", f.MaxTTL, &cfg.MaxTTL}} {
+	}{{"default_ttl", f.DefaultTTL, &cfg.DefaultTTL}, {"max_ttl", f.MaxTTL, &cfg.MaxTTL},
+		{"key_lifetime", f.KeyLifetime, &cfg.KeyLifetime}, {"key_publish_delay", f.KeyPublishDelay, &cfg.KeyPublishDelay}} {
 		if d.in == "" {
 			continue
 		}
