@@ -22,6 +22,9 @@ var (
 	// ErrBadSignature: a block signature or the proof does not verify
 	// (reason bad_signature).
 	ErrBadSignature = errors.New("verifier: bad signature")
+	// ErrKeyRevoked: the token names a root key its KeySource reports
+	// revoked (KeyRevocationSource; reason revoked).
+	ErrKeyRevoked = errors.New("verifier: root key revoked")
 	// ErrInvalidConfig is wrapped by the errors of Config.Validate,
 	// Limits.Validate and New.
 	ErrInvalidConfig = errors.New("verifier: invalid config")
@@ -40,6 +43,8 @@ func reasonOf(err error) string {
 		return spec.ReasonUnknownKey
 	case errors.Is(err, ErrBadSignature):
 		return spec.ReasonBadSignature
+	case errors.Is(err, ErrKeyRevoked):
+		return spec.ReasonRevoked
 	default:
 		return spec.ReasonMalformed
 	}

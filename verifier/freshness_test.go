@@ -74,6 +74,16 @@ type revocableKeys struct {
 	*verifier.KeySet
 	mu      sync.Mutex
 	revoked map[uint32]bool
+	// hide: RootKey does not return revoked keys (as the sync client's
+	// key set does), so only KeyRevoked can tell revoked from unknown.
+	hide bool
+}
+
+func (k *revocableKeys) RootKey(id uint32) (verifier.RootKey, bool) {
+	if k.hide && k.KeyRevoked(id) {
+		return verifier.RootKey{}, false
+	}
+	return k.KeySet.RootKey(id)
 }
 
 func newRevocableKeys(t testing.TB) *revocableKeys {
@@ -204,9 +214,15 @@ func TestAgentRevocation(t *testing.T) {
 // A root key revoked after a token was cached revokes the cached token:
 // key revocation is asked on every call, not only at first sight.
 func TestKeyRevocationReachesCachedTokens(t *testing.T) {
-	for _, size := range []int{0, verifier.DefaultCacheSize} {
-		t.Run(map[bool]string{true: "cache", false: "no-cache"}[size > 0], func(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		size int
+		hide bool
+	}{{"no-cache", 0, false}, {"cache", verifier.DefaultCacheSize, false}, {"cache/source-hides-revoked-keys", verifier.DefaultCacheSize, true}} {
+		size := tc.size
+		t.Run(tc.name, func(t *testing.T) {
 			keys := newRevocableKeys(t)
+			keys.hide = tc.hide
 			v := fVerifier(t, keys, nil, nil, func(c *verifier.Config) { c.CacheSize = size })
 			tok1 := fMint(t, fRoot1, 1, fClaims())
 			tok2 := fMint(t, fRoot2, 2, fClaims())

@@ -193,6 +193,11 @@ func (v *Verifier) load(token []byte) (*compiled, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A key source that drops revoked keys would answer unknown_key;
+	// say revoked when it knows better.
+	if t.hasRootKeyID && v.keyRevs != nil && v.keyRevs.KeyRevoked(t.rootKeyID) {
+		return nil, fmt.Errorf("%w: root key id %d", ErrKeyRevoked, t.rootKeyID)
+	}
 	buf := chainBuffer(t)
 	root, buf, err := selectRootKey(t, v.keys, &v.lim, buf)
 	if err != nil {

@@ -16,10 +16,12 @@ import (
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
 	"github.com/writ-dev/writ/attenuation"
 	"github.com/writ-dev/writ/spec"
 	"github.com/writ-dev/writ/verifier"
+	"github.com/writ-dev/writ/verifier/syncer"
 )
 
 // maxTokenInput bounds a token read from an argument or stdin.
@@ -208,57 +210,108 @@ func runTokenAttenuate(_ context.Context, e env, args []string) error {
 }
 
 func runTokenVerify(ctx context.Context, e env, args []string) error {
-	fs := newFlags(e, "token verify", "writ token verify TOKEN|- --keys JWKS_FILE_OR_URL --resource R --operation OP [--presenter ID] [--service S] [--records N] [--fields F,...] [--revocations FILE]")
-	keys := fs.String("keys", "", "issuer public keys: a JWKS file, or the issuer's https URL .../v1/keys (required)")
-	bundleFile := fs.String("bundle", "", "PEM trust bundle to verify the issuer's TLS certificate when --keys is an https URL")
+	fs := newFlags(e, "token verify", "writ token verify TOKEN|- (--keys JWKS_FILE_OR_URL | --issuer URL ... --bundle FILE --svid CERT --svid-key KEY) --resource R --operation OP [--presenter ID] [--service S] [--records N] [--fields F,...] [--revocations FILE]")
+	keys := fs.String("keys", "", "issuer public keys: a JWKS file, or the issuer's https URL .../v1/keys (required without --issuer; with it, keys the first snapshot must be signed by)")
+	var issuers listFlag
+	fs.Var(&issuers, "issuer", "sync keys, revocations and freshness from this issuer node, https://host:port (repeatable or comma-separated; other nodes are learned)")
+	svidCert := fs.String("svid", "", "with --issuer: this verifier's X.509-SVID certificate chain (PEM)")
+	svidKey := fs.String("svid-key", "", "with --issuer: its private key (PEM)")
+	bundleFile := fs.String("bundle", "", "PEM trust bundle to verify the issuer's TLS certificate (https --keys URL, --issuer)")
 	td := fs.String("trust-domain", "", "trust domain of --bundle (default: from the CA certificate)")
-	issuerID := fs.String("issuer-id", "", "expected SPIFFE ID of the issuer serving --keys (default: spiffe://<bundle trust domain>/writ)")
+	issuerID := fs.String("issuer-id", "", "expected SPIFFE ID of the issuer serving --keys or --issuer (default: spiffe://<bundle trust domain>/writ)")
 	resource := fs.String("resource", "", "resource of the request (required)")
 	operation := fs.String("operation", "", "operation of the request (required)")
 	presenter := fs.String("presenter", "", "SPIFFE ID of the presenter (the mTLS peer)")
 	service := fs.String("service", "", "SPIFFE ID of the verifying service")
 	records := fs.Int("records", 0, "records the request touches (0: the service applies the limit)")
 	fields := fs.String("fields", "", "comma-separated fields the request reads")
-	revocations := fs.String("revocations", "", `JSON file {"revoked": ["<hex id>", ...]}`)
+	revocations := fs.String("revocations", "", `JSON file {"revoked": ["<hex id>", ...]} (not with --issuer)`)
 	var attrs listFlag
 	fs.Var(&attrs, "attr", "request attribute NAME=VALUE (repeatable)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
 	}
-	if *keys == "" || *resource == "" || *operation == "" {
-		return usagef("token verify: --keys, --resource and --operation are required")
+	var issuerURLs []string
+	for _, is := range issuers {
+		for _, u := range strings.Split(is, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				issuerURLs = append(issuerURLs, u)
+			}
+		}
 	}
-	if *records < 0 {
+	switch {
+	case *keys == "" && len(issuerURLs) == 0 || *resource == "" || *operation == "":
+		return usagef("token verify: --keys or --issuer, --resource and --operation are required")
+	case len(issuerURLs) > 0 && *revocations != "":
+		return usagef("token verify: --revocations and --issuer exclude each other: revocations come from the issuer")
+	case len(issuerURLs) > 0 && (*bundleFile == "" || *svidCert == "" || *svidKey == ""):
+		return usagef("token verify: --issuer needs --bundle, --svid and --svid-key (the sync is mTLS)")
+	case *records < 0:
 		return usagef("token verify: --records must not be negative")
 	}
 	tok, err := readToken(e, pos)
 	if err != nil {
 		return err
 	}
-	client := http.DefaultClient
-	if strings.HasPrefix(*keys, "https://") {
-		if *bundleFile == "" {
-			return usagef("token verify: --bundle is required with an https --keys URL")
+	var ks *verifier.KeySet
+	if *keys != "" {
+		client := http.DefaultClient
+		if strings.HasPrefix(*keys, "https://") {
+			if *bundleFile == "" {
+				return usagef("token verify: --bundle is required with an https --keys URL")
+			}
+			b, err := loadBundle(*bundleFile, *td)
+			if err != nil {
+				return err
+			}
+			auth, err := serverAuthorizer(*issuerID, b)
+			if err != nil {
+				return err
+			}
+			client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+				TLSClientConfig: tlsconfig.TLSClientConfig(b, auth),
+			}}
 		}
+		if ks, err = verifier.LoadKeys(ctx, *keys, client); err != nil {
+			return fmt.Errorf("token verify: keys: %w", err)
+		}
+	}
+	cfg := verifier.DefaultConfig()
+	cfg.Keys = ks
+	if len(issuerURLs) > 0 {
 		b, err := loadBundle(*bundleFile, *td)
 		if err != nil {
 			return err
 		}
-		auth, err := serverAuthorizer(*issuerID, b)
+		svid, err := x509svid.Load(*svidCert, *svidKey)
 		if err != nil {
-			return err
+			return fmt.Errorf("svid: %w", err)
 		}
-		client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-			TLSClientConfig: tlsconfig.TLSClientConfig(b, auth),
-		}}
+		id, err := spiffeid.FromPath(b.TrustDomain(), defaultIssuerPath)
+		if *issuerID != "" {
+			id, err = spiffeid.FromString(*issuerID)
+		}
+		if err != nil {
+			return usagef("--issuer-id: %v", err)
+		}
+		scfg := syncer.DefaultConfig()
+		scfg.Issuers, scfg.IssuerID, scfg.SVID, scfg.Bundle = issuerURLs, id, svid, b
+		if ks != nil {
+			scfg.Keys = ks
+		}
+		s, err := syncer.New(scfg)
+		if err != nil {
+			return usagef("token verify: %v", err)
+		}
+		defer s.Close()
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := s.Sync(sctx); err != nil { // a snapshot and a heartbeat
+			return fmt.Errorf("token verify: sync: %w", err)
+		}
+		cfg.Keys, cfg.Revocations, cfg.Freshness = s, s, s
 	}
-	ks, err := verifier.LoadKeys(ctx, *keys, client)
-	if err != nil {
-		return fmt.Errorf("token verify: keys: %w", err)
-	}
-	cfg := verifier.DefaultConfig()
-	cfg.Keys = ks
 	if *revocations != "" {
 		rl, err := verifier.LoadRevocations(*revocations)
 		if err != nil {

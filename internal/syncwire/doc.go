@@ -28,6 +28,9 @@
 // Signatures are Ed25519 over "writ-sync-v1\x00" ‖ type ‖ payload, so they
 // can never be taken for token signatures or for a frame of another type.
 //
+// The encoders are pure functions, safe for concurrent use; they neither
+// keep nor modify their arguments. A Reader is for one goroutine.
+//
 // # Usage
 //
 // Issuer side:

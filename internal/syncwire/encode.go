@@ -19,7 +19,7 @@ import (
 // encoder keeps no set). Errors wrap ErrInvalid.
 func EncodeSnapshot(s *Snapshot, sg Signer) ([]byte, error) {
 	var buf bytes.Buffer
-	buf.Grow(256 + len(s.Entries)*idEntrySize + len(s.Entries)/MaxChunkEntries*headerSize + 4)
+	buf.Grow(512 + len(s.Entries)*idEntrySize + (len(s.Entries)/(MaxBody/idEntrySize)+1)*(headerSize+4))
 	if _, err := WriteSnapshot(&buf, s, sg); err != nil {
 		return nil, err
 	}
