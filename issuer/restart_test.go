@@ -121,13 +121,6 @@ func (n *testNode) stop() {
 	n.cancel = nil
 }
 
-// restart stops the node and starts it again on its data and addresses.
-func (n *testNode) restart() {
-	n.tb.Helper()
-	n.stop()
-	n.start()
-}
-
 func (n *testNode) ready() bool { return len(n.is.notReady()) == 0 }
 
 func waitUntil(tb testing.TB, what string, cond func() bool) {

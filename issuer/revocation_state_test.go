@@ -72,7 +72,9 @@ func TestRevocationState(t *testing.T) {
 	feed := &recordingFeed{}
 	s.setSyncFeed(feed)
 	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
-	audit := func() []*AuditRecord { return []*AuditRecord{{Time: now, Kind: AuditRevoke, Caller: "spiffe://a/admin"}} }
+	audit := func() []*AuditRecord {
+		return []*AuditRecord{{Time: now, Kind: AuditRevoke, Caller: "spiffe://a/admin"}}
+	}
 	addKey := func(index uint64, id uint32, state string) ed25519.PublicKey {
 		pub, priv, _ := ed25519.GenerateKey(nil)
 		sealed, err := kek.seal(id, priv)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/tls"
-	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -426,6 +425,3 @@ func eventually(t testing.TB, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
-
-// u64 returns b's big-endian uint64 at off (for reading frames in tests).
-func u64(b []byte, off int) uint64 { return binary.BigEndian.Uint64(b[off:]) }

@@ -95,7 +95,6 @@ type builder struct {
 	tokens, blocks *idSet
 	agents         map[string][]int64
 	n              int
-	err            error
 }
 
 func newBuilder() *builder {
