@@ -53,8 +53,9 @@ func (m *member) stop(t testing.TB) {
 	m.cancel = nil
 }
 
-// startMember starts an issuer node sharing f's CA, KEK and identity.
-func startMember(t testing.TB, f *fixture, id string, bootstrap bool) *member {
+// startMember starts an issuer node sharing f's CA, KEK and identity;
+// opts adjust its config (NodeID already set) before it starts.
+func startMember(t testing.TB, f *fixture, id string, bootstrap bool, opts ...func(*issuer.Config)) *member {
 	t.Helper()
 	svid, err := f.ca.IssueSVID(issuerID, time.Now(), time.Hour, pki.WithIP(netip.MustParseAddr("127.0.0.1")))
 	if err != nil {
@@ -68,6 +69,9 @@ func startMember(t testing.TB, f *fixture, id string, bootstrap bool) *member {
 	cfg.Bundles = x509bundle.NewSet(f.ca.Bundle(), f.other.Bundle())
 	cfg.Admins = []spiffeid.ID{adminID}
 	cfg.InitialPolicy = []byte(testPolicy)
+	for _, o := range opts {
+		o(&cfg)
+	}
 	is, err := issuer.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -81,16 +85,16 @@ func startMember(t testing.TB, f *fixture, id string, bootstrap bool) *member {
 
 // startCluster starts n members sharing f's CA and KEK: writ-1
 // bootstraps, the others join through the admin API; it returns once
-// every member is ready.
-func startCluster(t testing.TB, f *fixture, n int) []*member {
+// every member is ready. opts apply to every member (startMember).
+func startCluster(t testing.TB, f *fixture, n int, opts ...func(*issuer.Config)) []*member {
 	t.Helper()
 	admin := f.client(f.svid(adminID))
-	n1 := startMember(t, f, "writ-1", true)
+	n1 := startMember(t, f, "writ-1", true, opts...)
 	waitFor(t, "writ-1 ready", func() bool { return memberReady(f, n1) })
 	members := []*member{n1}
 	for i := 2; i <= n; i++ {
 		id := fmt.Sprintf("writ-%d", i)
-		m := startMember(t, f, id, false)
+		m := startMember(t, f, id, false, opts...)
 		body, _ := json.Marshal(issuer.JoinRequest{NodeID: id, RaftAddr: m.is.RaftAddr(), APIAddr: m.is.Addr()})
 		if r, err := f.at(n1.url).do(admin, http.MethodPost, "/v1/admin/cluster/join", body, nil); err != nil || r.status != 200 {
 			t.Fatalf("join %s: %v %d", id, err, r.status)

@@ -1,11 +1,13 @@
 package issuer
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"reflect"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
+	"github.com/writ-dev/writ/cluster"
 	"github.com/writ-dev/writ/internal/credential"
 )
 
@@ -96,6 +99,24 @@ type Config struct {
 	Logger *slog.Logger
 	// Registry receives the Prometheus metrics; nil uses a private registry.
 	Registry *prometheus.Registry
+
+	// Fault-injection hooks for tests that partition nodes; all three are
+	// nil in production, where they cost one nil check per new connection
+	// or leader change.
+	//
+	// RaftDialHook wraps each new outbound raft connection
+	// (cluster.Config.DialHook: it can delay, refuse or wrap the mutually
+	// authenticated connection, never replace it).
+	RaftDialHook cluster.DialHook
+	// ForwardDialContext, when set, opens the TCP connections of this
+	// node's HTTPS client to other nodes (forwarded writes, read-index,
+	// status and receipts); TLS runs on top of what it returns, so it can
+	// delay, refuse or drop traffic but not bypass mutual TLS.
+	ForwardDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// RaftOnLeaderChange is cluster.Config.OnLeaderChange: called on
+	// raft's goroutine at each change of this node's view of the leader;
+	// it must return quickly and must not call the Issuer.
+	RaftOnLeaderChange func(cluster.LeaderChange)
 }
 
 // DefaultConfig returns a Config with every optional field set.

@@ -32,6 +32,7 @@ func newForwarder(is *Issuer, node *cluster.Node) *forwarder {
 		TLSClientConfig:     tlsconfig.MTLSClientConfig(is.cfg.SVID, is.cfg.Bundles, tlsconfig.AuthorizeID(is.id)),
 		MaxIdleConnsPerHost: 16,
 		ForceAttemptHTTP2:   false,
+		DialContext:         is.cfg.ForwardDialContext, // nil (production): net.Dialer
 	}
 	return &forwarder{is: is, node: node, client: &http.Client{Transport: tr,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
@@ -96,6 +97,15 @@ func (f *forwarder) leaderAPI() (id, addr string, err error) {
 	return id, rec.APIAddr, nil
 }
 
+// forwardAttemptTimeout bounds one request to the leader. A leader cut
+// off by a partition that drops packets (rather than refusing them) never
+// answers, and TCP gives up only after many minutes: unbounded, an
+// attempt would wait for its caller's deadline — for an audit worker,
+// whose context has none, until the partition heals — while the other
+// nodes have long elected a new leader. Retrying is safe: every command
+// carries an ID, so the state machine applies it once.
+const forwardAttemptTimeout = 3 * time.Second
+
 func (f *forwarder) applyOnce(ctx context.Context, cmd []byte) (any, error) {
 	if f.node.IsLeader() {
 		return f.node.Apply(ctx, cmd)
@@ -104,6 +114,8 @@ func (f *forwarder) applyOnce(ctx context.Context, cmd []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, forwardAttemptTimeout)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+"/v1/internal/apply", bytes.NewReader(cmd))
 	if err != nil {
 		return nil, err
@@ -253,6 +265,8 @@ func (f *forwarder) readIndex(ctx context.Context) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, forwardAttemptTimeout)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+"/v1/internal/read-index", nil)
 	if err != nil {
 		return 0, err

@@ -120,6 +120,7 @@ func New(cfg Config) (*Issuer, error) {
 	ccfg.ClientTLS = tlsconfig.MTLSClientConfig(cfg.SVID, cfg.Bundles, peers)
 	ccfg.Bootstrap = cfg.Bootstrap
 	ccfg.Logger = log.With("component", "raft")
+	ccfg.DialHook, ccfg.OnLeaderChange = cfg.RaftDialHook, cfg.RaftOnLeaderChange // fault-injection tests only
 	if !restoreSnapshotOnStart {
 		// The state is on disk and synced at every snapshot (State.Snapshot):
 		// raft restores the snapshot only when the state is behind it.
