@@ -133,8 +133,10 @@ func wrapsOneOf(c net.Conn, dialed []net.Conn) (net.Conn, bool) {
 // LeaderChange is what Config.OnLeaderChange receives.
 type LeaderChange struct {
 	// Term is this node's current raft term when its view of the leader
-	// changed. Raft changes terms on the same goroutine that reports
-	// leader changes, so this is the term the leader was elected in.
+	// changed. For a node reporting itself as leader it is the term it
+	// won. For a follower it can be newer than the leader's term: raft
+	// v1.8 handles heartbeats off its main goroutine, so a heartbeat of
+	// the previous leader can be reported after the term moved on.
 	Term uint64
 	// LeaderID is the NodeID of the leader this node now knows (its own
 	// when it has just won an election), or empty when it lost track of

@@ -88,9 +88,9 @@ func New(cfg Config, fsm FSM) (*Node, error) {
 	n.observer = raft.NewObserver(n.obsCh, false, func(o *raft.Observation) bool {
 		switch d := o.Data.(type) {
 		case raft.LeaderObservation:
-			// The filter runs on raft's main goroutine, which is also the
-			// only one that changes the term: the term read here is the
-			// one the leader was seen in.
+			// The term read here is the one a node that reports itself
+			// won; a follower's report can carry a newer term (see
+			// LeaderChange.Term).
 			if cfg.OnLeaderChange != nil {
 				cfg.OnLeaderChange(LeaderChange{Term: o.Raft.CurrentTerm(), LeaderID: string(d.LeaderID)})
 			}

@@ -758,9 +758,11 @@ func (c *Cluster) LeaderHistory() []LeaderEvent {
 	return slices.Clone(c.events)
 }
 
-// AssertOneLeaderPerTerm fails the test if two different nodes were seen
-// as leader in the same term, by themselves or by any other node — the
-// election safety property of raft.
+// AssertOneLeaderPerTerm fails the test if two different nodes claimed
+// leadership of the same term — the election safety property of raft.
+// Only each winner's own report counts: raft v1.8 handles heartbeats off
+// its main goroutine, so a follower can report the previous leader under
+// the term it has just moved to.
 func (c *Cluster) AssertOneLeaderPerTerm(tb testing.TB) {
 	tb.Helper()
 	if err := checkOneLeaderPerTerm(c.LeaderHistory()); err != nil {
@@ -772,6 +774,9 @@ func (c *Cluster) AssertOneLeaderPerTerm(tb testing.TB) {
 func checkOneLeaderPerTerm(events []LeaderEvent) error {
 	leaders := make(map[uint64]map[string][]string) // term -> leader -> observers
 	for _, e := range events {
+		if e.Observer != e.LeaderID {
+			continue // see AssertOneLeaderPerTerm
+		}
 		if leaders[e.Term] == nil {
 			leaders[e.Term] = make(map[string][]string)
 		}

