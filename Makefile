@@ -53,6 +53,10 @@ bench: ## Run the benchmarks named in the README (ratios from one run)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./verifier/ ./issuer/... ./attenuation/ ./cluster/ ./internal/credential/
 	$(GO) test -run '^$$' -bench Failover -benchtime 10x ./cmd/writ/
 
+.PHONY: bench-scale
+bench-scale: ## Million-entry benchmarks: restart with 1M audit records and 1M revocations, 1M-revocation snapshot to a new verifier (~15 min, ~2 GB of temp disk)
+	WRIT_BENCH_SCALE=1 $(GO) test -run '^$$' -bench '^(BenchmarkRestart|BenchmarkRestartRevocations|BenchmarkSyncSnapshot)$$' -benchmem -benchtime 1x -timeout 90m ./issuer/
+
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each
 	@set -e; for pkg in $$($(GO) list ./...); do \

@@ -80,6 +80,10 @@ type view struct {
 	// batchIDs: command IDs the ApplyBatch in progress applied (result) or
 	// pruned (nil); guarded by the State's write lock.
 	batchIDs map[string]*storedResult
+	// reqPruned: the command IDs of log indexes up to it are pruned, so
+	// the next prune starts after it instead of walking the deletion
+	// markers of everything pruned before (0 after a load or restore).
+	reqPruned uint64
 }
 
 type signingKey struct {
@@ -402,12 +406,17 @@ func (s *State) applyOnce(b *pebble.Batch, index uint64, raw []byte) applyResult
 // They are older than the batch in progress, so the committed database
 // holds all of them; each is marked forgotten in batchIDs.
 func (s *State) pruneCommandIDs(b *pebble.Batch, upTo uint64) {
+	if upTo <= s.reqPruned {
+		return
+	}
+	lo := binary.BigEndian.AppendUint64(append([]byte{}, kReqIdx...), s.reqPruned+1)
 	hi := binary.BigEndian.AppendUint64(append([]byte{}, kReqIdx...), upTo+1)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: kReqIdx, UpperBound: hi})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return
 	}
 	defer it.Close()
+	s.reqPruned = upTo
 	for it.First(); it.Valid(); it.Next() {
 		k := it.Key()
 		id := string(k[len(kReqIdx)+8:])
