@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -125,6 +126,21 @@ func readLimited(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, e
 		return nil, err
 	}
 	return body, nil
+}
+
+// pageLimit reads the limit query parameter of a paged read: 1 to 1000,
+// default 100. A bad value is answered 400 and ok is false.
+func pageLimit(w http.ResponseWriter, q url.Values) (limit int, ok bool) {
+	v := q.Get("limit")
+	if v == "" {
+		return 100, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 1000 {
+		writeProblem(w, http.StatusBadRequest, ProblemBadRequest, "limit: want 1 to 1000", nil)
+		return 0, false
+	}
+	return n, true
 }
 
 func decodeStrict(body []byte, v any) error {
@@ -263,7 +279,11 @@ type AuditPage struct {
 
 func (is *Issuer) handleAudit(w http.ResponseWriter, r *http.Request, _ spiffeid.ID) {
 	q := r.URL.Query()
-	from, limit := uint64(1), 100
+	from := uint64(1)
+	limit, ok := pageLimit(w, q)
+	if !ok {
+		return
+	}
 	if v := q.Get("from"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil || n == 0 {
@@ -271,14 +291,6 @@ func (is *Issuer) handleAudit(w http.ResponseWriter, r *http.Request, _ spiffeid
 			return
 		}
 		from = n
-	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			writeProblem(w, http.StatusBadRequest, ProblemBadRequest, "limit: want 1 to 1000", nil)
-			return
-		}
-		limit = n
 	}
 	if err := is.linearize(r.Context()); err != nil {
 		writeProblem(w, http.StatusServiceUnavailable, ProblemUnavailable, "cannot read a linearizable audit view", nil)

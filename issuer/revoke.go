@@ -214,14 +214,9 @@ func (is *Issuer) Prune(ctx context.Context) error {
 
 func (is *Issuer) handleListRevocations(w http.ResponseWriter, r *http.Request, _ spiffeid.ID) {
 	q := r.URL.Query()
-	limit := 100
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			writeProblem(w, http.StatusBadRequest, ProblemBadRequest, "limit: want 1 to 1000", nil)
-			return
-		}
-		limit = n
+	limit, ok := pageLimit(w, q)
+	if !ok {
+		return
 	}
 	var after []byte
 	if v := q.Get("after"); v != "" {

@@ -188,14 +188,31 @@ func (h *syncHub) beat(ctx context.Context, interval time.Duration) {
 	h.mu.Unlock()
 }
 
-// view returns what a poller needs under one lock.
-func (h *syncHub) view() (epoch uint64, oldestPrev uint64, covered bool, hb *hubBeat, wake chan struct{}) {
+// view returns the hub's epoch, newest heartbeat and wake channel under
+// one lock.
+func (h *syncHub) view() (epoch uint64, hb *hubBeat, wake chan struct{}) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if len(h.changes) > 0 {
-		oldestPrev, covered = h.changes[0].prev, true
+	return h.epoch, h.hb, h.wake
+}
+
+// await waits until cond holds for the hub's epoch and newest heartbeat,
+// checking again at every change and heartbeat, until timer fires (held
+// false) or ctx ends (gone true).
+func (h *syncHub) await(ctx context.Context, timer *time.Timer, cond func(epoch uint64, hb *hubBeat) bool) (held, gone bool) {
+	for {
+		epoch, hb, wake := h.view()
+		if cond(epoch, hb) {
+			return true, false
+		}
+		select {
+		case <-ctx.Done():
+			return false, true
+		case <-wake:
+		case <-timer.C:
+			return false, false
+		}
 	}
-	return h.epoch, oldestPrev, covered, h.hb, h.wake
 }
 
 // after returns the encoded changes after epoch since (at most max), and
@@ -380,43 +397,24 @@ func (is *Issuer) handleSync(w http.ResponseWriter, r *http.Request) {
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	// The node must be able to vouch for its copy, and hold since.
-	for {
-		epoch, _, _, hb, wake := h.view()
-		vouches := hb != nil && is.cfg.Now().Sub(hb.made) <= syncVouch
-		if vouches && since <= epoch {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-wake:
-			continue
-		case <-timer.C:
-		}
-		if !vouches {
-			w.Header().Set("Retry-After", "1")
+	vouches := func(hb *hubBeat) bool { return hb != nil && is.cfg.Now().Sub(hb.made) <= syncVouch }
+	held, gone := h.await(ctx, timer, func(epoch uint64, hb *hubBeat) bool { return vouches(hb) && since <= epoch })
+	if gone {
+		return
+	}
+	if !held {
+		w.Header().Set("Retry-After", "1")
+		if _, hb, _ := h.view(); !vouches(hb) {
 			writeProblem(w, http.StatusServiceUnavailable, ProblemSyncUnavailable, "this node cannot vouch for its copy now (no leader or no quorum); try another node", nil)
 		} else {
-			w.Header().Set("Retry-After", "1")
 			writeProblem(w, http.StatusServiceUnavailable, ProblemSyncBehind, "this node has not applied epoch "+strconv.FormatUint(since, 10)+" yet", nil)
 		}
 		return
 	}
 	// Long poll: wait for a change after since, unless a snapshot is due.
 	if since > 0 {
-		for {
-			epoch, _, _, _, wake := h.view()
-			if epoch > since {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-wake:
-				continue
-			case <-timer.C:
-			}
-			break
+		if _, gone := h.await(ctx, timer, func(epoch uint64, _ *hubBeat) bool { return epoch > since }); gone {
+			return
 		}
 	}
 	rc := http.NewResponseController(w)
@@ -457,7 +455,7 @@ func (is *Issuer) handleSync(w http.ResponseWriter, r *http.Request) {
 	closeBy := time.NewTimer(max(time.Until(deadline), 0) + time.Second)
 	defer closeBy.Stop()
 	for {
-		_, _, _, hb, wake := h.view()
+		_, hb, wake := h.view()
 		if hb != nil && hb.epoch == sent {
 			w.Write(hb.frame)
 			return

@@ -74,7 +74,7 @@ func BenchmarkSyncSnapshot(b *testing.B) {
 		b.Fatalf("node holds %d revocations, want %d", held, revocations)
 	}
 	waitLong(b, "a heartbeat", time.Minute, func() bool {
-		_, _, _, hb, _ := is.sync.view()
+		_, hb, _ := is.sync.view()
 		return hb != nil && hb.epoch == epoch
 	})
 	setup := fmt.Sprintf("%s; node ready in %s; disk: %s", built, time.Since(t0).Round(time.Millisecond), diskUsage(n.cfg.DataDir))

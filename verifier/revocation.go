@@ -129,6 +129,15 @@ func (l *RevocationList) Len() int {
 	return len(l.tokens) + len(l.blocks)
 }
 
+// RevocationKey returns the 16 bytes a revocation id is held under, as
+// a RevocationList and the sync stream (spec/sync.md §3) hold it: a
+// token id (32 hex digits, either case) whole, a block revocation id (128
+// hex digits, all checked) by its first 16 bytes; block says which; ok is
+// false for anything else. It does not allocate.
+func RevocationKey(id string) (key [16]byte, block bool, ok bool) {
+	return parseRevocationID(id)
+}
+
 // parseRevocationID validates id and returns its storage key without
 // allocating.
 func parseRevocationID(id string) (k revKey, block bool, ok bool) {

@@ -193,7 +193,7 @@ func (s *Syncer) KeyRevoked(id uint32) bool {
 // Either hex case is accepted; anything else is never revoked. It does not
 // allocate.
 func (s *Syncer) Revoked(hexID string) bool {
-	k, block, ok := parseID(hexID)
+	k, block, ok := verifier.RevocationKey(hexID)
 	if !ok {
 		return false
 	}
@@ -419,49 +419,3 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// parseID decodes a token id (32 hex digits) or the first 16 bytes of a
-// block revocation id (128 hex digits, all checked), without allocating.
-func parseID(s string) (k id, block bool, ok bool) {
-	switch len(s) {
-	case 32:
-		return k, false, decodeHex(k[:], s)
-	case 128:
-		if !decodeHex(k[:], s[:32]) {
-			return k, true, false
-		}
-		for i := 32; i < len(s); i++ {
-			if hexValue[s[i]] > 0xf {
-				return k, true, false
-			}
-		}
-		return k, true, true
-	}
-	return k, false, false
-}
-
-func decodeHex(dst []byte, s string) bool {
-	for i := range dst {
-		hi, lo := hexValue[s[2*i]], hexValue[s[2*i+1]]
-		if hi > 0xf || lo > 0xf {
-			return false
-		}
-		dst[i] = hi<<4 | lo
-	}
-	return true
-}
-
-// hexValue maps a hex digit of either case to its value, anything else
-// to 0xff.
-var hexValue = func() (t [256]byte) {
-	for i := range t {
-		t[i] = 0xff
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = byte(c - '0')
-	}
-	for c := 'a'; c <= 'f'; c++ {
-		t[c] = byte(c-'a') + 10
-		t[c-'a'+'A'] = byte(c-'a') + 10
-	}
-	return t
-}()
