@@ -231,6 +231,10 @@ func (n *Node) broadcastLeaderChange() {
 	n.mu.Unlock()
 }
 
+// LeaderChanged returns a channel closed at the next change of this
+// node's view of the leader (a new leader, or none).
+func (n *Node) LeaderChanged() <-chan struct{} { return n.leaderChange() }
+
 func (n *Node) leaderChange() <-chan struct{} {
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -106,15 +106,32 @@ func (f *forwarder) leaderAPI() (id, addr string, err error) {
 // carries an ID, so the state machine applies it once.
 const forwardAttemptTimeout = 3 * time.Second
 
+// attempt bounds one request to the leader: forwardAttemptTimeout, and
+// no longer than this node follows that leader (changed closes), so a
+// leader that froze or fell behind a partition is given up as soon as
+// the others elect another, not only at the timeout.
+func attempt(ctx context.Context, changed <-chan struct{}) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(ctx, forwardAttemptTimeout)
+	go func() {
+		select {
+		case <-changed:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
 func (f *forwarder) applyOnce(ctx context.Context, cmd []byte) (any, error) {
 	if f.node.IsLeader() {
 		return f.node.Apply(ctx, cmd)
 	}
+	changed := f.node.LeaderChanged()
 	leader, addr, err := f.leaderAPI()
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, forwardAttemptTimeout)
+	ctx, cancel := attempt(ctx, changed)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+"/v1/internal/apply", bytes.NewReader(cmd))
 	if err != nil {
@@ -261,11 +278,12 @@ func (f *forwarder) readIndex(ctx context.Context) (uint64, error) {
 		}
 		return f.is.state.Applied(), nil
 	}
+	changed := f.node.LeaderChanged()
 	leader, addr, err := f.leaderAPI()
 	if err != nil {
 		return 0, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, forwardAttemptTimeout)
+	ctx, cancel := attempt(ctx, changed)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+"/v1/internal/read-index", nil)
 	if err != nil {

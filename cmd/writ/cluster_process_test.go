@@ -18,7 +18,9 @@ import (
 
 // TestClusterProcesses runs the README's three-node walk-through with the
 // built binary as separate processes (ports replaced by free ones), then
-// joins a fourth node, kills the leader with SIGKILL and mints on.
+// joins a fourth node, pauses the leader with SIGSTOP past the election
+// timeout (the others go on; the thawed node follows and catches up),
+// kills the leader with SIGKILL and mints on.
 func TestClusterProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the writ binary")
@@ -151,6 +153,42 @@ func TestClusterProcesses(t *testing.T) {
 	run(append([]string{"cluster", "join", "--server", "https://" + api("writ-2"), "--node-id", "writ-4", "--raft-addr", r4, "--api-addr", n4}, admin...))
 	// writ-4 learns the configuration from the leader shortly after the join.
 	st := waitStatus("https://"+n4, func(st issuer.ClusterStatus) bool { return st.Voters == 3 && st.Leader != "" })
+	apiOf := func(id string) string {
+		if id == "writ-4" {
+			return "https://" + n4
+		}
+		return "https://" + api(id)
+	}
+
+	// The leader freezes (SIGSTOP) past the election timeout: the others
+	// elect a new leader and take a token request and a revocation; when
+	// it thaws it follows the new leader and holds the revocation.
+	paused := st.Leader
+	if err := procs[paused].Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { procs[paused].Process.Signal(syscall.SIGCONT) }) // before the kill at cleanup
+	frozen := time.Now()
+	other := apiOf("writ-4")
+	if paused == "writ-4" {
+		other = apiOf("writ-2")
+	}
+	run([]string{"token", "mint", "--server", other, "--bundle", ".writ-dev/ca/ca.pem",
+		"--svid", ".writ-dev/svids/support.pem", "--svid-key", ".writ-dev/svids/support-key.pem", "--right", "crm/contacts:read"})
+	t.Logf("leader %s paused → next token minted at %s after %v", paused, other, time.Since(frozen).Round(time.Millisecond))
+	const revokedID = "5eed0000000000000000000000000001"
+	run(append([]string{"revoke", "--token-id", revokedID, "--reason", "paused-leader-drill", "--server", other}, admin...))
+	if wait := 2*time.Second - time.Since(frozen); wait > 0 {
+		time.Sleep(wait) // well past the election timeout
+	}
+	if err := procs[paused].Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(apiOf(paused), func(st issuer.ClusterStatus) bool { return st.Leader != "" && st.Leader != paused })
+	if list := run(append([]string{"revocations", "list", "--server", apiOf(paused)}, admin...)); !strings.Contains(list, revokedID) {
+		t.Fatalf("thawed %s does not list the revocation made while it was paused: %s", paused, list)
+	}
+	st = waitStatus("https://"+n4, func(st issuer.ClusterStatus) bool { return st.Leader != "" })
 	leader := st.Leader
 	if err := procs[leader].Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
