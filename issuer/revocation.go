@@ -471,7 +471,12 @@ func (s *State) Revocations(after []byte, limit int) ([]Revocation, []byte, erro
 	if after != nil {
 		lo = append(revEntryKey(after), 0)
 	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(kRevEntry)})
+	db, err := s.acquireDB()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer s.releaseDB()
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(kRevEntry)})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -505,18 +510,49 @@ type syncSnapshot struct {
 	epoch  uint64
 	keys   []syncwire.Key
 	signer *signingKey
-	snap   *pebble.Snapshot
+	snap   *heldSnapshot
 }
 
-// syncSnapshot captures the sync state; the caller must close snap.
+// heldSnapshot is a pebble snapshot that holds the State's database open
+// (a Restore waits) until it is closed.
+type heldSnapshot struct {
+	*pebble.Snapshot
+	release func() // nil once closed
+}
+
+// Close closes the snapshot and lets a Restore go on; it is idempotent.
+func (h *heldSnapshot) Close() error {
+	if h == nil || h.release == nil {
+		return nil
+	}
+	err := h.Snapshot.Close()
+	h.release()
+	h.release = nil
+	return err
+}
+
+// syncSnapshot captures the sync state; the caller must close snap soon
+// (a Restore waits for it), and must not read the database through the
+// State meanwhile (it may call the State's other methods). If the State
+// is closed, snap is nil and entries fails.
 func (s *State) syncSnapshot() *syncSnapshot {
+	// The gate before the lock (dbGate's lock order): the database and
+	// the view then belong to the same state.
+	db, err := s.acquireDB()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return &syncSnapshot{epoch: s.syncEpoch, keys: s.wireKeys(), signer: s.active, snap: s.db.NewSnapshot()}
+	ss := &syncSnapshot{epoch: s.syncEpoch, keys: s.wireKeys(), signer: s.active}
+	if err == nil {
+		ss.snap = &heldSnapshot{Snapshot: db.NewSnapshot(), release: s.releaseDB}
+	}
+	return ss
 }
 
 // entries reads every revocation of the snapshot in its wire form.
 func (ss *syncSnapshot) entries(capHint int) ([]syncwire.Entry, error) {
+	if ss.snap == nil || ss.snap.release == nil {
+		return nil, errStateClosed
+	}
 	it, err := ss.snap.NewIter(&pebble.IterOptions{LowerBound: kRevEntry, UpperBound: prefixEnd(kRevEntry)})
 	if err != nil {
 		return nil, err
@@ -559,7 +595,12 @@ func (s *State) pruneDue(now time.Time) bool {
 		}
 	}
 	s.mu.RUnlock()
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: kRevExpiry, UpperBound: revExpiryKey(now.Add(time.Millisecond), nil)})
+	db, err := s.acquireDB()
+	if err != nil {
+		return false
+	}
+	defer s.releaseDB()
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: kRevExpiry, UpperBound: revExpiryKey(now.Add(time.Millisecond), nil)})
 	if err != nil {
 		return false
 	}
@@ -569,7 +610,12 @@ func (s *State) pruneDue(now time.Time) bool {
 
 // revocation returns the stored revocation with entry key ek.
 func (s *State) revocation(ek []byte) (*Revocation, bool, error) {
-	raw, ok, err := get(s.db, revEntryKey(ek))
+	db, err := s.acquireDB()
+	if err != nil {
+		return nil, false, err
+	}
+	raw, ok, err := get(db, revEntryKey(ek))
+	s.releaseDB()
 	if err != nil || !ok {
 		return nil, false, err
 	}

@@ -31,6 +31,14 @@ func openTestState(t *testing.T, kek *KEK) *State {
 	return s
 }
 
+// syncKeys returns the key set a sync snapshot would carry, releasing
+// the snapshot.
+func syncKeys(s *State) []syncwire.Key {
+	ss := s.syncSnapshot()
+	defer ss.snap.Close()
+	return ss.keys
+}
+
 func applyErr(t *testing.T, s *State, index uint64, c *command) error {
 	t.Helper()
 	b, err := encodeCommand(c)
@@ -141,7 +149,7 @@ func TestRevocationState(t *testing.T) {
 	}
 	applyOK(t, s, 9, &command{Type: cmdKeyState, KeyState: &keyStateRecord{ID: 1, State: keyRevoked, At: now, NotAfter: now.Add(time.Hour)}, Audit: audit()})
 	states := map[uint32]syncwire.KeyState{}
-	for _, k := range s.syncSnapshot().keys {
+	for _, k := range syncKeys(s) {
 		states[k.ID] = k.State
 	}
 	if states[1] != syncwire.KeyRevoked || states[2] != syncwire.KeyActive {
@@ -191,8 +199,8 @@ func TestRevocationState(t *testing.T) {
 		t.Fatalf("prune change %+v, want the agent entry removed", last)
 	}
 	applyOK(t, s, 11, &command{Type: cmdPrune, Prune: &pruneRecord{Now: now.Add(2 * time.Hour)}, Audit: audit()})
-	if _, n := s.SyncEpoch(); n != 0 || len(s.syncSnapshot().keys) != 1 {
-		t.Fatalf("after the second prune: %d revocations, %d keys; want 0, 1", n, len(s.syncSnapshot().keys))
+	if _, n := s.SyncEpoch(); n != 0 || len(syncKeys(s)) != 1 {
+		t.Fatalf("after the second prune: %d revocations, %d keys; want 0, 1", n, len(syncKeys(s)))
 	}
 	if s.pruneDue(now.Add(3 * time.Hour)) {
 		t.Fatal("nothing left to prune, but pruneDue says there is")

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -46,8 +47,17 @@ var (
 // implements cluster.FSM. Apply, Snapshot and Restore are called by the
 // raft node only; the read methods are safe for concurrent use.
 type State struct {
-	db  *pebble.DB
-	kek *KEK
+	// db is replaced by Restore under mu's write lock and gate: writers
+	// (ApplyBatch) use it under mu's write lock, readers outside mu
+	// through acquireDB/releaseDB (state_restore.go).
+	db   *pebble.DB
+	gate dbGate
+	kek  *KEK
+	// dir is the database's directory, where Restore swaps in a new one;
+	// plog and log receive pebble's and the restore's messages.
+	dir  string
+	plog pebble.Logger
+	log  *slog.Logger
 
 	mu sync.RWMutex
 	view
@@ -111,15 +121,25 @@ type applyResult struct {
 // OpenState opens (or creates) the state database in dir. kek decrypts the
 // root keys; a KEK that does not open the stored keys is ErrBadKEK. log
 // receives pebble's messages; nil discards them.
+//
+// Restore uses the sibling directories dir+".restore" and dir+".old";
+// OpenState finishes or undoes a restore that a crash interrupted (see
+// openStateDir), so dir must not be a file system root.
 func OpenState(dir string, kek *KEK, log *slog.Logger) (*State, error) {
 	if kek == nil {
 		return nil, fmt.Errorf("%w: none given", ErrBadKEK)
 	}
-	db, err := pebble.Open(dir, &pebble.Options{Logger: cluster.PebbleLogger(log)})
-	if err != nil {
-		return nil, fmt.Errorf("issuer: open state: %w", err)
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
-	s := &State{db: db, kek: kek}
+	dir = filepath.Clean(dir)
+	plog := cluster.PebbleLogger(log)
+	db, err := openStateDir(dir, plog)
+	if err != nil {
+		return nil, err
+	}
+	s := &State{db: db, kek: kek, dir: dir, plog: plog, log: log}
+	s.gate.cond.L = &s.gate.mu
 	if err := s.load(); err != nil {
 		db.Close()
 		return nil, err
@@ -127,8 +147,21 @@ func OpenState(dir string, kek *KEK, log *slog.Logger) (*State, error) {
 	return s, nil
 }
 
-// Close closes the database. The State must not be used afterwards.
-func (s *State) Close() error { return s.db.Close() }
+// Close closes the database. Reads that start afterwards fail; reads in
+// progress must be over (Close does not wait: a leaked snapshot would
+// hang it), and the State must not be used otherwise. Closing again is a
+// no-op.
+func (s *State) Close() error {
+	g := &s.gate
+	g.mu.Lock()
+	again := g.closed
+	g.closed = true
+	g.mu.Unlock()
+	if again {
+		return nil
+	}
+	return s.db.Close()
+}
 
 // load rebuilds the in-memory view from the database.
 func (s *State) load() error {
@@ -628,7 +661,12 @@ func (s *State) AuditRecords(from uint64, limit int) ([]AuditRecord, error) {
 	if from == 0 {
 		from = 1
 	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: auditKey(from), UpperBound: prefixEnd(kAudPrefix)})
+	db, err := s.acquireDB()
+	if err != nil {
+		return nil, err
+	}
+	defer s.releaseDB()
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: auditKey(from), UpperBound: prefixEnd(kAudPrefix)})
 	if err != nil {
 		return nil, err
 	}
@@ -657,14 +695,24 @@ const snapshotMagic = "writ-state-snapshot-v1\n"
 // the snapshot (cluster.Config.FSMApplied). It runs on raft's FSM
 // goroutine, between applies, so the sync covers exactly the applied
 // entries.
+//
+// The snapshot holds the database until Release: a Restore waits for it.
 func (s *State) Snapshot() (cluster.Snapshot, error) {
-	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+	db, err := s.acquireDB()
+	if err != nil {
+		return nil, err
+	}
+	if err := db.LogData(nil, pebble.Sync); err != nil {
+		s.releaseDB()
 		return nil, fmt.Errorf("issuer: sync state for snapshot: %w", err)
 	}
-	return &stateSnapshot{snap: s.db.NewSnapshot()}, nil
+	return &stateSnapshot{snap: db.NewSnapshot(), release: s.releaseDB}, nil
 }
 
-type stateSnapshot struct{ snap *pebble.Snapshot }
+type stateSnapshot struct {
+	snap    *pebble.Snapshot
+	release func() // once, after snap is closed
+}
 
 func (ss *stateSnapshot) WriteTo(w io.Writer) (int64, error) {
 	h := sha256.New()
@@ -694,7 +742,14 @@ func (ss *stateSnapshot) WriteTo(w io.Writer) (int64, error) {
 	return cw.n + int64(n), err
 }
 
-func (ss *stateSnapshot) Release() { ss.snap.Close() }
+func (ss *stateSnapshot) Release() {
+	if ss.snap == nil {
+		return // released already
+	}
+	ss.snap.Close()
+	ss.snap = nil
+	ss.release()
+}
 
 type countWriter struct {
 	w io.Writer
@@ -711,74 +766,16 @@ func (c *countWriter) Write(p []byte) (int, error) {
 const maxSnapshotValue = 64 << 20
 
 // Restore implements cluster.FSM: it replaces all state with the
-// snapshot's, atomically, after checking the stream's checksum.
-func (s *State) Restore(r io.Reader) error {
-	h := sha256.New()
-	raw := bufio.NewReader(r)
-	br := &hashReader{r: raw, h: h}
-	magic := make([]byte, len(snapshotMagic))
-	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != snapshotMagic {
-		return fmt.Errorf("issuer: restore: not a state snapshot")
-	}
-	b := s.db.NewIndexedBatch()
-	defer b.Close()
-	b.DeleteRange([]byte{}, kEnd, nil)
-	for {
-		kl, err := binary.ReadUvarint(br)
-		if err != nil {
-			return fmt.Errorf("issuer: restore: %w", err)
-		}
-		if kl == 0 {
-			break
-		}
-		k, err := readN(br, kl-1)
-		if err != nil {
-			return err
-		}
-		vl, err := binary.ReadUvarint(br)
-		if err != nil {
-			return fmt.Errorf("issuer: restore: %w", err)
-		}
-		v, err := readN(br, vl)
-		if err != nil {
-			return err
-		}
-		b.Set(k, v, nil)
-	}
-	sum := h.Sum(nil)
-	got := make([]byte, sha256.Size)
-	if _, err := io.ReadFull(raw, got); err != nil || string(got) != string(sum) {
-		return fmt.Errorf("issuer: restore: checksum mismatch")
-	}
-	// Build and check the new view from the batch before anything is
-	// committed: a snapshot this node cannot use (another KEK, a policy
-	// this version cannot parse) leaves the old state untouched.
-	v, err := buildView(b, s.kek)
-	if err != nil {
-		return fmt.Errorf("issuer: restore: %w", err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := b.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("issuer: restore: %w", err)
-	}
-	s.view = *v
-	if s.feed != nil {
-		s.feed.reset(v.syncEpoch)
-	}
-	return nil
-}
-
-func readN(r io.Reader, n uint64) ([]byte, error) {
-	if n > maxSnapshotValue {
-		return nil, fmt.Errorf("issuer: restore: entry of %d bytes exceeds %d", n, maxSnapshotValue)
-	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
-		return nil, fmt.Errorf("issuer: restore: %w", err)
-	}
-	return b, nil
-}
+// snapshot's, atomically. The snapshot is streamed into a new database
+// beside the current one (dir+".restore") in bounded batches, so memory
+// does not grow with its size; its checksum is checked and its view built
+// (the KEK must open its keys, its policy must parse) before the current
+// state is touched. A snapshot this node cannot use leaves the current
+// state as it was and no new directory behind. Then Restore waits for
+// the reads in progress and the open Snapshots (their Release), closes
+// the current database and swaps the directories (see openStateDir for
+// crash recovery). Reads that start meanwhile wait for the swap.
+func (s *State) Restore(r io.Reader) error { return s.restore(r) }
 
 // hashReader hashes exactly the bytes its reader hands out.
 type hashReader struct {
