@@ -170,7 +170,7 @@ func (is *Issuer) handleJoin(w http.ResponseWriter, r *http.Request, admin spiff
 		return
 	}
 	if rec, ok := is.state.Node(req.NodeID); ok && rec.Removed {
-		writeProblem(w, http.StatusConflict, ProblemConflict, "node "+req.NodeID+" was removed; it may join again only under a new node id, or after an admin resets its record", nil)
+		writeProblem(w, http.StatusConflict, ProblemConflict, "node "+req.NodeID+" was removed; it may join again only under a new node id", nil)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)

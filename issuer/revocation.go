@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -195,6 +196,9 @@ type syncChange struct {
 	at          time.Time
 	add, remove []syncwire.Entry
 	keys        []syncwire.Key // nil: unchanged
+	// nodes: the members' API addresses, when nodesChanged.
+	nodes        []string
+	nodesChanged bool
 	// signer is the active key before the change: the one verifiers
 	// already hold. nil when there was none (the first key).
 	signer *signingKey
@@ -509,6 +513,7 @@ func (s *State) SyncEpoch() (epoch uint64, revocations int) {
 type syncSnapshot struct {
 	epoch  uint64
 	keys   []syncwire.Key
+	nodes  []string
 	signer *signingKey
 	snap   *heldSnapshot
 }
@@ -541,7 +546,7 @@ func (s *State) syncSnapshot() *syncSnapshot {
 	db, err := s.acquireDB()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	ss := &syncSnapshot{epoch: s.syncEpoch, keys: s.wireKeys(), signer: s.active}
+	ss := &syncSnapshot{epoch: s.syncEpoch, keys: s.wireKeys(), nodes: memberAPIAddrs(s.nodes), signer: s.active}
 	if err == nil {
 		ss.snap = &heldSnapshot{Snapshot: db.NewSnapshot(), release: s.releaseDB}
 	}
@@ -625,4 +630,17 @@ func (s *State) revocation(ek []byte) (*Revocation, bool, error) {
 	}
 	rv := Revocation(r)
 	return &rv, true, nil
+}
+
+// memberAPIAddrs lists the API addresses of the members that are not
+// removed, sorted, at most syncwire.MaxNodes: what verifiers are told.
+func memberAPIAddrs(nodes map[string]nodeRecord) []string {
+	var out []string
+	for _, n := range nodes {
+		if !n.Removed && n.APIAddr != "" {
+			out = append(out, n.APIAddr)
+		}
+	}
+	slices.Sort(out)
+	return out[:min(len(out), syncwire.MaxNodes)]
 }

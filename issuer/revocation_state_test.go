@@ -213,3 +213,28 @@ func TestRevocationState(t *testing.T) {
 		t.Fatal("an empty prune moved the epoch")
 	}
 }
+
+// TestNodeRemovalIsFinal: a node's late self-registration (forwarded
+// before it learned it was removed) does not bring its record back, and
+// each change of the members' API addresses is a sync change.
+func TestNodeRemovalIsFinal(t *testing.T) {
+	s := openTestState(t, testKEK(t))
+	feed := &recordingFeed{}
+	s.setSyncFeed(feed)
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	audit := func() []*AuditRecord {
+		return []*AuditRecord{{Time: now, Kind: AuditNodeSet, Caller: "spiffe://a/writ"}}
+	}
+	applyOK(t, s, 1, &command{Type: cmdNodeSet, Node: &nodeRecord{ID: "writ-2", APIAddr: "127.0.0.1:2", RaftAddr: "127.0.0.1:3", SetAt: now}, Audit: audit()})
+	applyOK(t, s, 2, &command{Type: cmdNodeSet, Node: &nodeRecord{ID: "writ-2", APIAddr: "127.0.0.1:2", RaftAddr: "127.0.0.1:3", Removed: true, SetAt: now}, Audit: audit()})
+	err := applyErr(t, s, 3, &command{Type: cmdNodeSet, Node: &nodeRecord{ID: "writ-2", APIAddr: "127.0.0.1:2", RaftAddr: "127.0.0.1:3", SetAt: now}, Audit: audit()})
+	if !errors.Is(err, ErrBadCommand) || !strings.Contains(err.Error(), "was removed") {
+		t.Fatalf("re-registering a removed node: got %v, want ErrBadCommand saying it was removed", err)
+	}
+	if n, _ := s.Node("writ-2"); !n.Removed {
+		t.Fatal("the removed node's record came back")
+	}
+	if len(feed.changes) != 2 || !feed.changes[0].nodesChanged || len(feed.changes[0].nodes) != 1 || len(feed.changes[1].nodes) != 0 {
+		t.Fatalf("sync changes %+v, want the node added, then removed", feed.changes)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,6 +47,7 @@ type poller struct {
 	lastErr  error
 	applied  chan uint64 // every epoch applied, non-blocking
 	snapshot int         // snapshots applied
+	nodes    []string    // the node list of the last snapshot or change that set it
 	// onApply, when set, is called (under mu) with each epoch applied.
 	onApply func(epoch uint64, at time.Time)
 }
@@ -123,6 +125,7 @@ func (p *poller) apply(u *syncwire.Unit) error {
 		for _, e := range u.Snapshot.Entries {
 			p.entries[entryID(e)] = true
 		}
+		p.nodes = u.Snapshot.Nodes
 		p.snapshot++
 	case u.Change != nil:
 		if err := u.VerifyWith(held); err != nil {
@@ -137,6 +140,9 @@ func (p *poller) apply(u *syncwire.Unit) error {
 		}
 		for _, e := range c.Remove {
 			delete(p.entries, entryID(e))
+		}
+		if c.NodesChanged {
+			p.nodes = c.Nodes
 		}
 		if c.Keys != nil {
 			p.keys = map[uint32]syncwire.Key{}
@@ -632,5 +638,53 @@ func TestSyncAcrossCluster(t *testing.T) {
 		if snaps != 1 {
 			t.Errorf("poller %s took %d snapshots; changes should have resumed across the failover", p.instance, snaps)
 		}
+	}
+}
+
+// TestSyncNodeListFollowsMembership: a verifier that synced with a
+// single node learns of the nodes that join from a change, without a new
+// snapshot, and of a removal too.
+func TestSyncNodeListFollowsMembership(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a two-node cluster")
+	}
+	f := newFixture(t)
+	f.stop()
+	n1 := startCluster(t, f, 1)[0]
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p := newPoller(f.at(n1.url), "nodes")
+	go p.run(ctx)
+	nodesNow := func() []string { p.mu.Lock(); defer p.mu.Unlock(); return slices.Clone(p.nodes) }
+	waitFor(t, "snapshot with one node", func() bool { return slices.Equal(nodesNow(), []string{n1.is.Addr()}) })
+	n2 := startMember(t, f, "writ-2", false)
+	body, _ := json.Marshal(issuer.JoinRequest{NodeID: "writ-2", RaftAddr: n2.is.RaftAddr(), APIAddr: n2.is.Addr()})
+	if r := f.at(n1.url).admin(t, http.MethodPost, "/v1/admin/cluster/join", json.RawMessage(body)); r.status != 200 {
+		t.Fatalf("join: %d %s", r.status, r.body)
+	}
+	want := []string{n1.is.Addr(), n2.is.Addr()}
+	slices.Sort(want)
+	waitFor(t, "the joined node in the verifier's list", func() bool { return slices.Equal(nodesNow(), want) })
+	if r := f.at(n1.url).admin(t, http.MethodPost, "/v1/admin/cluster/remove", issuer.RemoveRequest{NodeID: "writ-2"}); r.status != 200 {
+		t.Fatalf("remove: %d %s", r.status, r.body)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !slices.Equal(nodesNow(), []string{n1.is.Addr()}) {
+		if time.Now().After(deadline) {
+			p.mu.Lock()
+			recs, _ := n1.is.State().AuditRecords(1, 1000)
+			for _, r := range recs {
+				if strings.HasPrefix(r.Kind, "node") || strings.HasPrefix(r.Kind, "cluster") {
+					t.Logf("audit %d %s %s by %s at %s", r.Seq, r.Kind, r.Subject, r.Caller, r.Time)
+				}
+			}
+			t.Fatalf("after the removal the verifier holds nodes %v (epoch %d, last error %v); state: %+v", p.nodes, p.epoch, p.lastErr, n1.is.State().Nodes())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.snapshot != 1 {
+		t.Fatalf("took %d snapshots; node list changes should come as changes", p.snapshot)
 	}
 }

@@ -499,6 +499,12 @@ func (s *State) applyOne(b *pebble.Batch, index uint64, c *command) applyResult 
 		ch.keys = s.wireKeys()
 		s.endChange(b, ch)
 	case cmdNodeSet:
+		// Removal is final: a late self-registration of a node that was
+		// removed meanwhile (it forwarded its record before it learned of
+		// the removal) must not bring the record back.
+		if old, ok := s.nodes[c.Node.ID]; ok && old.Removed && !c.Node.Removed {
+			return applyResult{err: fmt.Errorf("%w: node %s was removed; its id cannot come back (reset its data and join under a new id)", ErrBadCommand, c.Node.ID)}
+		}
 		v, _ := json.Marshal(c.Node)
 		b.Set(append(append([]byte{}, kNodePrefix...), c.Node.ID...), v, nil)
 		nodes := maps.Clone(s.nodes)
@@ -506,7 +512,14 @@ func (s *State) applyOne(b *pebble.Batch, index uint64, c *command) applyResult 
 			nodes = map[string]nodeRecord{}
 		}
 		nodes[c.Node.ID] = *c.Node
+		before := memberAPIAddrs(s.nodes)
 		s.nodes = nodes
+		// Verifiers learn where the nodes answer from the sync stream.
+		if after := memberAPIAddrs(nodes); !slices.Equal(before, after) {
+			ch := s.change(index, c.Node.SetAt)
+			ch.nodes, ch.nodesChanged = after, true
+			s.endChange(b, ch)
+		}
 	case cmdPolicySet:
 		pr := c.Policy
 		p, err := policy.Parse(pr.Source)

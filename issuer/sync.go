@@ -101,7 +101,7 @@ func (h *syncHub) publish(changes []syncChange) {
 		if c.signer == nil {
 			continue
 		}
-		frame, err := syncwire.EncodeChange(&syncwire.Change{Epoch: c.epoch, Prev: c.prev, Time: c.at, Add: c.add, Remove: c.remove, Keys: c.keys},
+		frame, err := syncwire.EncodeChange(&syncwire.Change{Epoch: c.epoch, Prev: c.prev, Time: c.at, Add: c.add, Remove: c.remove, Keys: c.keys, Nodes: c.nodes, NodesChanged: c.nodesChanged},
 			syncwire.Signer{KeyID: c.signer.id, Key: c.signer.priv})
 		if err != nil {
 			h.is.log.Error("sync: cannot encode change", "epoch", c.epoch, "err", err)
@@ -276,7 +276,7 @@ func (h *syncHub) snapshot() (*hubSnap, error) {
 	if err != nil {
 		return nil, err
 	}
-	frames, err := syncwire.EncodeSnapshot(&syncwire.Snapshot{Epoch: ss.epoch, Time: h.is.cfg.Now(), Keys: ss.keys, Nodes: h.is.memberAPIs(), Entries: entries},
+	frames, err := syncwire.EncodeSnapshot(&syncwire.Snapshot{Epoch: ss.epoch, Time: h.is.cfg.Now(), Keys: ss.keys, Nodes: ss.nodes, Entries: entries},
 		syncwire.Signer{KeyID: ss.signer.id, Key: ss.signer.priv})
 	if err != nil {
 		return nil, err
@@ -288,17 +288,6 @@ func (h *syncHub) snapshot() (*hubSnap, error) {
 	}
 	h.mu.Unlock()
 	return s, nil
-}
-
-// memberAPIs lists the API addresses of the cluster's members.
-func (is *Issuer) memberAPIs() []string {
-	var out []string
-	for _, n := range is.state.Nodes() {
-		if !n.Removed && n.APIAddr != "" && len(out) < 16 {
-			out = append(out, n.APIAddr)
-		}
-	}
-	return out
 }
 
 // pollStart records a receipt: verifier k holds epoch since.
