@@ -418,4 +418,3 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	}
 }
-
