@@ -430,6 +430,9 @@ func (n *Node) Snapshot(ctx context.Context) error {
 	return err
 }
 
+// Term returns the node's current raft term. It does not block.
+func (n *Node) Term() uint64 { return n.raft.CurrentTerm() }
+
 // IsLeader reports whether this node currently believes it is the leader.
 // Use VerifyLeader before a read that must be linearizable.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }

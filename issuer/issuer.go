@@ -43,6 +43,9 @@ type Issuer struct {
 	// booted is set once start-up writes (root key, initial policy and
 	// their audit records) are committed, or left to the leader.
 	booted atomic.Bool
+	// barrierTerm is the raft term in which this node, as leader, last
+	// ran the barrier linearizable reads need once per term.
+	barrierTerm atomic.Uint64
 	// removed is set once this node finds it was removed from the
 	// cluster (watchRemoval): it then refuses to serve.
 	removed atomic.Pointer[removal]
