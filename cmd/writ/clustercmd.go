@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 
@@ -64,23 +62,11 @@ func runCluster(ctx context.Context, e env, args []string) error {
 	}
 	server := strings.TrimRight(*cf.server, "/")
 	for attempt := 0; ; attempt++ {
-		req, err := http.NewRequestWithContext(ctx, method, server+path, bytes.NewReader(body))
-		if err != nil {
-			return usagef("--server: %v", err)
-		}
-		if body != nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		resp, err := client.Do(req)
+		rb, status, err := adminRequest(ctx, client, server, method, path, body, 4<<20)
 		if err != nil {
 			return err
 		}
-		rb, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-		resp.Body.Close()
-		if err != nil {
-			return err
-		}
-		if resp.StatusCode/100 == 2 {
+		if status/100 == 2 {
 			_, err = e.stdout.Write(rb)
 			return err
 		}
@@ -91,6 +77,6 @@ func runCluster(ctx context.Context, e env, args []string) error {
 			continue
 		}
 		e.stderr.Write(rb)
-		return fmt.Errorf("cluster %s: issuer answered %s", sub, resp.Status)
+		return fmt.Errorf("cluster %s: issuer answered %d %s", sub, status, http.StatusText(status))
 	}
 }

@@ -225,11 +225,25 @@ func adminCall(ctx context.Context, e env, cf clientFlags, method, path string, 
 		return nil, 0, err
 	}
 	client.Timeout = timeout
+	rb, status, err := adminRequest(ctx, client, strings.TrimRight(*cf.server, "/"), method, path, body, 64<<20)
+	if err != nil {
+		return nil, 0, err
+	}
+	if status/100 != 2 {
+		e.stderr.Write(rb)
+		return nil, status, fmt.Errorf("issuer answered %d %s", status, http.StatusText(status))
+	}
+	return rb, status, nil
+}
+
+// adminRequest sends one request to server and returns the answer's body
+// (at most limit bytes) and status, whatever the status.
+func adminRequest(ctx context.Context, client *http.Client, server, method, path string, body []byte, limit int64) ([]byte, int, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(*cf.server, "/")+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, server+path, rd)
 	if err != nil {
 		return nil, 0, usagef("--server: %v", err)
 	}
@@ -241,13 +255,9 @@ func adminCall(ctx context.Context, e env, cf clientFlags, method, path string, 
 		return nil, 0, err
 	}
 	defer resp.Body.Close()
-	rb, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	rb, err := io.ReadAll(io.LimitReader(resp.Body, limit))
 	if err != nil {
 		return nil, 0, err
-	}
-	if resp.StatusCode/100 != 2 {
-		e.stderr.Write(rb)
-		return nil, resp.StatusCode, fmt.Errorf("issuer answered %s", resp.Status)
 	}
 	return rb, resp.StatusCode, nil
 }
