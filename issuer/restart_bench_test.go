@@ -186,6 +186,21 @@ func BenchmarkRestartRevocations(b *testing.B) {
 // from index from on, all token kind) with Issuer.Revoke, from workers
 // goroutines: one revoke command each, through raft and the sync hub.
 func revokeThroughRaft(is *Issuer, from, count, workers int) error {
+	return inParallel(count, workers, func(i int) error {
+		id := benchID(from + i)
+		r := &revocationRecord{Kind: RevokeToken, ID: hex.EncodeToString(id[:16])}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, _, err := is.Revoke(ctx, benchRevokeAdmin, r); err != nil {
+			return fmt.Errorf("revocation %d: %w", from+i, err)
+		}
+		return nil
+	})
+}
+
+// inParallel runs do(0) … do(n-1) on workers goroutines and returns the
+// first error; after one, no new index is started.
+func inParallel(n, workers int, do func(i int) error) error {
 	next := make(chan int)
 	errc := make(chan error, workers)
 	var wg sync.WaitGroup
@@ -194,13 +209,8 @@ func revokeThroughRaft(is *Issuer, from, count, workers int) error {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				id := benchID(from + i)
-				r := &revocationRecord{Kind: RevokeToken, ID: hex.EncodeToString(id[:16])}
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				_, _, err := is.Revoke(ctx, benchRevokeAdmin, r)
-				cancel()
-				if err != nil {
-					errc <- fmt.Errorf("revocation %d: %w", from+i, err)
+				if err := do(i); err != nil {
+					errc <- err
 					return
 				}
 			}
@@ -208,7 +218,7 @@ func revokeThroughRaft(is *Issuer, from, count, workers int) error {
 	}
 	var err error
 feed:
-	for i := range count {
+	for i := range n {
 		select {
 		case next <- i:
 		case err = <-errc:
@@ -340,48 +350,20 @@ func watchHeapPeak() (stop func() uint64) {
 // from workers goroutines, through raft and the state machine.
 func buildAudit(is *Issuer, commands, per, workers int) error {
 	now := time.Now().UTC().Truncate(time.Second)
-	next := make(chan int)
-	errc := make(chan error, workers)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				recs := make([]*AuditRecord, per)
-				for j := range recs {
-					recs[j] = &AuditRecord{Time: now, Node: is.cfg.NodeID, Kind: AuditMint, Caller: nodeTestAgent.String(),
-						Credential: "x509-svid", Requested: []string{"crm/contacts:read"}, Granted: []string{"crm/contacts:read"},
-						TokenID: fmt.Sprintf("%016x%016x", i, j), ExpiresAt: now.Add(5 * time.Minute), PolicyVersion: "sha256:0123456789abcdef", KeyID: 1}
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				err := is.apply(ctx, &command{Type: cmdAuditAppend, Audit: recs})
-				cancel()
-				if err != nil {
-					errc <- fmt.Errorf("audit command %d: %w", i, err)
-					return
-				}
-			}
-		}()
-	}
-	var err error
-feed:
-	for i := range commands {
-		select {
-		case next <- i:
-		case err = <-errc:
-			break feed
+	return inParallel(commands, workers, func(i int) error {
+		recs := make([]*AuditRecord, per)
+		for j := range recs {
+			recs[j] = &AuditRecord{Time: now, Node: is.cfg.NodeID, Kind: AuditMint, Caller: nodeTestAgent.String(),
+				Credential: "x509-svid", Requested: []string{"crm/contacts:read"}, Granted: []string{"crm/contacts:read"},
+				TokenID: fmt.Sprintf("%016x%016x", i, j), ExpiresAt: now.Add(5 * time.Minute), PolicyVersion: "sha256:0123456789abcdef", KeyID: 1}
 		}
-	}
-	close(next)
-	wg.Wait()
-	if err == nil {
-		select {
-		case err = <-errc:
-		default:
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := is.apply(ctx, &command{Type: cmdAuditAppend, Audit: recs}); err != nil {
+			return fmt.Errorf("audit command %d: %w", i, err)
 		}
-	}
-	return err
+		return nil
+	})
 }
 
 // diskUsage sums the sizes of the files under each top-level entry of dir.
