@@ -185,20 +185,21 @@ func (is *Issuer) Revoke(ctx context.Context, admin spiffeid.ID, r *revocationRe
 		return nil, 0, fmt.Errorf("issuer: revoke: %w", err)
 	}
 	is.log.Info("revoked", "what", r.subject(), "by", admin.String(), "epoch", epoch)
-	// Answer the stored record: the first one, if this was revoked before.
-	for i := 0; ; i++ {
-		if e, _ := is.state.SyncEpoch(); e >= epoch {
-			if stored, ok, err := is.state.revocation(r.entryKey()); err != nil {
-				return nil, 0, err
-			} else if ok {
-				return stored, epoch, nil
-			}
-		}
-		if i == 500 || ctx.Err() != nil {
-			return nil, 0, fmt.Errorf("issuer: revoke: committed at epoch %d but not applied on this node yet", epoch)
-		}
-		time.Sleep(2 * time.Millisecond)
+	// Answer the stored record: the first one, if this was revoked
+	// before. A follower applies the entry shortly after the leader.
+	timer := time.NewTimer(time.Second)
+	defer timer.Stop()
+	if held, _ := is.sync.await(ctx, timer, func(e uint64, _ *hubBeat) bool { return e >= epoch }); !held {
+		return nil, 0, fmt.Errorf("issuer: revoke: committed at epoch %d but not applied on this node yet", epoch)
 	}
+	stored, ok, err := is.state.revocation(r.entryKey())
+	switch {
+	case err != nil:
+		return nil, 0, err
+	case !ok:
+		return nil, 0, fmt.Errorf("issuer: revoke: committed at epoch %d but not stored on this node", epoch)
+	}
+	return stored, epoch, nil
 }
 
 // Prune drops the revocations and keys whose tokens have all expired by

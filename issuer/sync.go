@@ -45,6 +45,7 @@ type syncHub struct {
 	snap    *hubSnap      // encoded snapshot of the newest epoch built
 	// receipts by verifier (SPIFFE ID and instance).
 	receipts map[receiptKey]*receipt
+	swept    time.Time     // when receipts were last cleared of the silent
 	rwake    chan struct{} // closed and replaced on every receipt
 
 	beatNow chan struct{} // asks the heartbeat loop for one now
@@ -304,9 +305,12 @@ func (h *syncHub) pollStart(k receiptKey, since uint64, now time.Time) {
 	}
 	r.last = now
 	r.polling++
-	for key, old := range h.receipts {
-		if old.polling == 0 && now.Sub(old.last) > syncForget {
-			delete(h.receipts, key)
+	if now.Sub(h.swept) > syncForget/10 { // not on every poll: it walks every receipt
+		h.swept = now
+		for key, old := range h.receipts {
+			if old.polling == 0 && now.Sub(old.last) > syncForget {
+				delete(h.receipts, key)
+			}
 		}
 	}
 	close(h.rwake)
