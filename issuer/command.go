@@ -117,17 +117,7 @@ func newCommandID() (string, error) {
 	return hex.EncodeToString(b[:]), nil
 }
 
-func validCommandID(id string) bool {
-	if len(id) != commandIDLen {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		if c := id[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
+func validCommandID(id string) bool { return len(id) == commandIDLen && isLowerHex(id) }
 
 // decodeCommand decodes strictly: unknown fields, unknown types, other
 // versions and trailing bytes are errors wrapping ErrBadCommand.

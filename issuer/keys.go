@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -56,16 +58,8 @@ func (s *State) Keys() []KeyInfo {
 	for _, k := range s.keys {
 		out = append(out, keyInfo(k))
 	}
-	sortKeyInfos(out)
+	slices.SortFunc(out, func(a, b KeyInfo) int { return cmp.Compare(a.ID, b.ID) })
 	return out
-}
-
-func sortKeyInfos(ks []KeyInfo) {
-	for i := 1; i < len(ks); i++ {
-		for j := i; j > 0 && ks[j].ID < ks[j-1].ID; j-- {
-			ks[j], ks[j-1] = ks[j-1], ks[j]
-		}
-	}
 }
 
 // KeysPage is the body of GET /v1/admin/keys.

@@ -2,6 +2,7 @@ package issuer
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/ed25519"
 	"encoding/binary"
 	"encoding/hex"
@@ -429,16 +430,8 @@ func (v *view) wireKeys() []syncwire.Key {
 	for _, k := range v.keys {
 		out = append(out, syncwire.Key{ID: k.ID, State: wireKeyState(k.State), Public: ed25519.PublicKey(bytes.Clone(k.Public)), NotAfter: k.NotAfter})
 	}
-	sortKeys(out)
+	slices.SortFunc(out, func(a, b syncwire.Key) int { return cmp.Compare(a.ID, b.ID) })
 	return out
-}
-
-func sortKeys(ks []syncwire.Key) {
-	for i := 1; i < len(ks); i++ {
-		for j := i; j > 0 && ks[j].ID < ks[j-1].ID; j-- {
-			ks[j], ks[j-1] = ks[j-1], ks[j]
-		}
-	}
 }
 
 func wireKeyState(s string) syncwire.KeyState {
