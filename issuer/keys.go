@@ -62,6 +62,17 @@ func (s *State) Keys() []KeyInfo {
 	return out
 }
 
+// key returns the published root key id.
+func (s *State) key(id uint32) (KeyInfo, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	k, ok := s.keys[id]
+	if !ok {
+		return KeyInfo{}, false
+	}
+	return keyInfo(k), true
+}
+
 // KeysPage is the body of GET /v1/admin/keys.
 type KeysPage struct {
 	Keys  []KeyInfo `json:"keys"`
@@ -183,24 +194,17 @@ func (is *Issuer) prepareKey(ctx context.Context, admin spiffeid.ID, reason stri
 	if err != nil {
 		return KeyInfo{}, 0, err
 	}
-	for _, k := range is.state.Keys() {
-		if k.ID == id {
-			epoch, _ := is.state.SyncEpoch()
-			return k, epoch, nil
-		}
-	}
-	// Applied through a forwarder on a follower that has not applied it
-	// yet: read again after catching up.
+	// Read it back at a linearizable point: on a follower the forwarded
+	// command may not be applied here yet.
 	if err := is.linearize(ctx); err != nil {
 		return KeyInfo{}, 0, err
 	}
-	for _, k := range is.state.Keys() {
-		if k.ID == id {
-			epoch, _ := is.state.SyncEpoch()
-			return k, epoch, nil
-		}
+	k, ok := is.state.key(id)
+	if !ok {
+		return KeyInfo{}, 0, fmt.Errorf("issuer: prepared key %d not found after commit", id)
 	}
-	return KeyInfo{}, 0, fmt.Errorf("issuer: prepared key %d not found after commit", id)
+	epoch, _ := is.state.SyncEpoch()
+	return k, epoch, nil
 }
 
 // addKey generates a root key, seals it and replicates it in state.
@@ -262,15 +266,11 @@ func (is *Issuer) RevokeKey(ctx context.Context, admin spiffeid.ID, id uint32, r
 	if err := is.linearize(ctx); err != nil {
 		return nil, 0, err
 	}
-	var target *KeyInfo
-	for _, k := range is.state.Keys() {
-		if k.ID == id {
-			target = &k
-		}
-	}
-	if target == nil {
+	k, ok := is.state.key(id)
+	if !ok {
 		return nil, 0, &badRequestError{"no published key " + strconv.FormatUint(uint64(id), 10)}
 	}
+	target := &k
 	var activate uint32
 	if target.State == keyActive {
 		prep, _, err := is.prepareKey(ctx, admin, "replaces revoked key "+strconv.FormatUint(uint64(id), 10))
